@@ -1,0 +1,105 @@
+# airgap.llm — development entry points. Every target sets up what it needs on a fresh Debian 12
+# machine (apt packages, the virtualenv, the test node image), so `make test` works from a clone.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := test
+
+PYTHON     ?= /usr/bin/python3
+VENV       := $(CURDIR)/.venv
+BIN        := $(VENV)/bin
+CACHE      ?= $(HOME)/.cache/airgap-llm
+NODE_IMAGE ?= localhost/airgap-llm-node:bookworm
+COLLECTIONS := $(CURDIR)/.build/collections
+SCENARIOS  ?= $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))
+
+export PATH := $(BIN):$(PATH)
+export CONTAINERS_CONF := $(CURDIR)/molecule/containers.conf
+export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
+export PYTHONPATH := $(COLLECTIONS)
+export AIRGAP_TEST_DEBS := $(CACHE)/debs
+export AIRGAP_NODE_IMAGE := $(NODE_IMAGE)
+export ANSIBLE_FORCE_COLOR := 0
+export PY_COLORS := 0
+export NO_COLOR := 1
+
+
+.PHONY: test lint unit sanity molecule bench setup host venv collection image debs clean help
+
+help:
+	@echo "make test      lint, sanity, unit tests and every Molecule scenario"
+	@echo "make lint      ansible-lint (production profile) and ruff"
+	@echo "make sanity    ansible-test sanity on a copy under ansible_collections/airgap/llm"
+	@echo "make unit      pytest tests/unit"
+	@echo "make molecule  every Molecule scenario (SCENARIOS='a b' to choose)"
+	@echo "make bench     benchmarks against reference tools"
+	@echo "make clean     remove the virtualenv, build output and test containers"
+
+test: lint sanity unit molecule
+
+setup: host venv collection
+
+host:
+	@bash molecule/host-setup.sh
+
+venv: $(BIN)/.installed
+
+$(BIN)/.installed: requirements-dev.txt | host
+	@start=$$(date +%s); \
+	$(PYTHON) -m venv $(VENV); \
+	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip; \
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt; \
+	touch $@; \
+	echo "== venv ready in $$(( $$(date +%s) - start ))s"
+
+# The checkout seen as ansible_collections/airgap/llm, for ansible, molecule and pytest imports.
+collection: $(COLLECTIONS)/ansible_collections/airgap/llm
+
+$(COLLECTIONS)/ansible_collections/airgap/llm:
+	@mkdir -p $(dir $@)
+	@ln -sfn $(CURDIR) $@
+
+image: host
+	@start=$$(date +%s); bash molecule/image/build.sh $(NODE_IMAGE); \
+	echo "== image ready in $$(( $$(date +%s) - start ))s"
+
+debs: image
+	@bash molecule/image/debs.sh $(AIRGAP_TEST_DEBS) $(NODE_IMAGE)
+
+lint: setup
+	@start=$$(date +%s); \
+	ruff check .; \
+	ruff format --check .; \
+	ansible-lint; \
+	echo "== lint passed in $$(( $$(date +%s) - start ))s"
+
+sanity: setup
+	@start=$$(date +%s); \
+	tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	dest=$$tmp/ansible_collections/airgap/llm; mkdir -p $$dest; \
+	git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -t $$dest; \
+	cd $$dest; \
+	ansible-test sanity --venv --requirements --python 3.11 --color no; \
+	echo "== sanity passed in $$(( $$(date +%s) - start ))s"
+
+unit: setup
+	@start=$$(date +%s); \
+	pytest -q -p no:cacheprovider tests/unit; \
+	echo "== unit passed in $$(( $$(date +%s) - start ))s"
+
+molecule: setup debs
+	@for s in $(SCENARIOS); do \
+	  start=$$(date +%s); \
+	  molecule test -s $$s; \
+	  echo "== molecule scenario $$s passed in $$(( $$(date +%s) - start ))s"; \
+	done
+
+# Each benchmarks/<name>.py (not starting with _) measures one path against reference tools.
+bench: setup
+	@for b in $(sort $(filter-out benchmarks/_%,$(wildcard benchmarks/*.py))); do \
+	  echo "== $$b"; $(BIN)/python $$b; \
+	done
+
+clean:
+	@for s in $(SCENARIOS); do $(BIN)/molecule destroy -s $$s >/dev/null 2>&1 || true; done
+	rm -rf .venv .build .pytest_cache .ruff_cache tests/output

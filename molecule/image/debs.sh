@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Download the .deb files that test scenarios install on air-gapped nodes (the low side of the
+# harness): a throw-away container of the node image, on podman's default network, resolves the
+# dependency closure against the image and downloads it into DEST. Nodes under test never touch
+# a package mirror; scenarios copy these files in. Skipped when DEST already matches the list.
+#
+# Usage: debs.sh DEST [IMAGE]
+set -euo pipefail
+
+dest=${1:?usage: debs.sh DEST [IMAGE]}
+image=${2:-localhost/airgap-llm-node:bookworm}
+packages=(nginx)
+
+want="$(podman image inspect --format '{{ .Id }}' "$image") ${packages[*]}"
+if [ -f "$dest/.recipe" ] && [ "$(cat "$dest/.recipe")" = "$want" ]; then
+  echo "test packages in $dest are up to date"
+  exit 0
+fi
+
+rm -rf "$dest.tmp"
+mkdir -p "$dest.tmp"
+podman run --rm --network=podman -v "$dest.tmp:/var/cache/apt/archives" "$image" sh -ec "
+  apt-get update -qq
+  apt-get install -y -qq --download-only --no-install-recommends ${packages[*]} >/dev/null
+  rm -rf /var/cache/apt/archives/partial /var/cache/apt/archives/lock"
+echo "$want" >"$dest.tmp/.recipe"
+rm -rf "$dest"
+mv "$dest.tmp" "$dest"
+echo "downloaded $(ls "$dest" | wc -l) packages into $dest"
