@@ -1,0 +1,235 @@
+# Copyright: airgap.llm contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Strict, streaming reader for bundle tarballs.
+
+Nothing in the archive is trusted: entry names never become file system paths. Regular files are
+copied to numbered temporary files in a staging directory (or only hashed, in check mode) while
+their SHA-256 is computed; small metadata members are kept in memory. Every entry that is not a
+plain regular file with a safe relative name is recorded as a problem and its data skipped:
+absolute paths, ``..`` or empty components, symbolic and hard links, devices, FIFOs, directories,
+global or sparse headers, and duplicate names. The caller decides, after the whole stream has been
+read (so that outer and chunk digests are complete), which check failed first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tarfile
+from typing import Callable, Dict, List, Optional
+
+from ansible_collections.airgap.llm.plugins.module_utils._stream import PartsSource
+
+BLOCKSIZE = 512
+MAX_PAX = 1 << 20
+
+_TYPE_NAMES = {
+    tarfile.SYMTYPE: "a symbolic link",
+    tarfile.LNKTYPE: "a hard link",
+    tarfile.CHRTYPE: "a character device",
+    tarfile.BLKTYPE: "a block device",
+    tarfile.FIFOTYPE: "a FIFO",
+    tarfile.DIRTYPE: "a directory",
+    tarfile.CONTTYPE: "a contiguous file",
+    tarfile.GNUTYPE_SPARSE: "a sparse file",
+    tarfile.XGLTYPE: "a global pax header",
+}
+
+
+class ArchiveError(Exception):
+    """The archive cannot be parsed any further."""
+
+
+class StagedFile:
+    __slots__ = ("name", "sha256", "size", "tmp_path")
+
+    def __init__(self, name: str, tmp_path: Optional[str], size: int, sha256: str) -> None:
+        self.name = name
+        self.tmp_path = tmp_path
+        self.size = size
+        self.sha256 = sha256
+
+
+class ScanResult:
+    def __init__(self) -> None:
+        self.files: Dict[str, StagedFile] = {}
+        self.memory: Dict[str, bytes] = {}
+        self.problems: List[str] = []
+        self.archive_error: Optional[str] = None
+        self.entries = 0
+
+
+def unsafe_name(name: str) -> Optional[str]:
+    """Why ``name`` cannot be a bundle member path, or None."""
+    if not name:
+        return "has an empty name"
+    if "\x00" in name or any(ord(c) < 32 for c in name):
+        return "has control characters in its name"
+    if name.startswith("/"):
+        return "has an absolute path"
+    if "\\" in name:
+        return "has a backslash in its name"
+    parts = name.split("/")
+    if ".." in parts:
+        return "has a '..' component"
+    if any(p in ("", ".") for p in parts):
+        return "has an empty or '.' path component"
+    return None
+
+
+def _parse_pax(data: bytes) -> Dict[str, str]:
+    out: Dict[str, str] = {}
+    pos = 0
+    while pos < len(data):
+        if data[pos : pos + 1] == b"\x00":
+            break
+        space = data.find(b" ", pos)
+        if space < 0:
+            raise ArchiveError("malformed pax header")
+        try:
+            length = int(data[pos:space])
+        except ValueError:
+            raise ArchiveError("malformed pax header length") from None
+        if length <= space - pos + 1 or pos + length > len(data):
+            raise ArchiveError("malformed pax header record")
+        record = data[space + 1 : pos + length]
+        if not record.endswith(b"\n") or b"=" not in record:
+            raise ArchiveError("malformed pax header record")
+        key, value = record[:-1].split(b"=", 1)
+        out[key.decode("utf-8", "surrogateescape")] = value.decode("utf-8", "surrogateescape")
+        pos += length
+    return out
+
+
+def _padding(size: int) -> int:
+    return (-size) % BLOCKSIZE
+
+
+def _skip(source: PartsSource, size: int) -> None:
+    left = size
+    while left:
+        view = source.read(min(left, source.block))
+        if not len(view):
+            raise ArchiveError("archive ends inside an entry (truncated)")
+        left -= len(view)
+
+
+def _copy(source: PartsSource, size: int, fd: Optional[int]) -> str:
+    digest = hashlib.sha256()
+    left = size
+    while left:
+        view = source.read(min(left, source.block))
+        if not len(view):
+            raise ArchiveError("archive ends inside an entry (truncated)")
+        digest.update(view)
+        if fd is not None:
+            written = 0
+            while written < len(view):
+                written += os.write(fd, view[written:])
+        left -= len(view)
+    return digest.hexdigest()
+
+
+def scan(
+    source: PartsSource,
+    stage_dir: Optional[str],
+    keep_in_memory: Callable[[str], int],
+) -> ScanResult:
+    """Read the whole archive from ``source``.
+
+    ``keep_in_memory(name)`` returns the largest size to keep that member in memory (0: stage it
+    as a file). ``stage_dir`` None hashes without writing (check mode). Problems are collected,
+    not raised; a stream that cannot be parsed sets ``archive_error``. The source is always read
+    to its end so that its digests cover every byte.
+    """
+    result = ScanResult()
+    pax: Dict[str, str] = {}
+    long_name: Optional[str] = None
+    counter = 0
+    try:
+        while True:
+            header = source.read_exact(BLOCKSIZE)
+            if len(header) == 0:
+                raise ArchiveError("archive ends without the end-of-archive marker (truncated)")
+            if len(header) < BLOCKSIZE:
+                raise ArchiveError("archive ends inside a header (truncated)")
+            if header == b"\x00" * BLOCKSIZE:
+                break
+            try:
+                info = tarfile.TarInfo.frombuf(header, "utf-8", "surrogateescape")
+            except tarfile.HeaderError as exc:
+                raise ArchiveError(
+                    f"invalid tar header at offset {source.offset - BLOCKSIZE}: {exc}"
+                ) from None
+            size = info.size
+            if info.type == tarfile.XHDTYPE:
+                if size > MAX_PAX:
+                    raise ArchiveError(f"pax header of {size} bytes is too large")
+                pax = _parse_pax(source.read_exact(size + _padding(size))[:size])
+                continue
+            if info.type in (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK):
+                if size > MAX_PAX:
+                    raise ArchiveError(f"GNU long name of {size} bytes is too large")
+                data = source.read_exact(size + _padding(size))[:size]
+                if info.type == tarfile.GNUTYPE_LONGNAME:
+                    long_name = data.rstrip(b"\x00").decode("utf-8", "surrogateescape")
+                continue
+            name = info.name
+            if long_name is not None:
+                name = long_name
+            if "path" in pax:
+                name = pax["path"]
+            if "size" in pax:
+                try:
+                    size = int(pax["size"])
+                except ValueError:
+                    raise ArchiveError(f"pax size of {name} is not a number") from None
+            sparse = any(k.startswith("GNU.sparse") for k in pax)
+            pax = {}
+            long_name = None
+            result.entries += 1
+            problem = None
+            if info.type in (tarfile.REGTYPE, tarfile.AREGTYPE) and not sparse:
+                problem = unsafe_name(name)
+                if problem is None and (name in result.files or name in result.memory):
+                    problem = "is a duplicate entry"
+            else:
+                what = _TYPE_NAMES.get(info.type, f"of unsupported type {info.type!r}")
+                if sparse:
+                    what = "a sparse file"
+                problem = f"is {what}"
+                if info.type in (tarfile.SYMTYPE, tarfile.LNKTYPE):
+                    problem += f" (to {info.linkname!r})"
+            if problem is not None:
+                result.problems.append(f"archive entry {name!r} {problem}")
+                _skip(source, size + _padding(size))
+                continue
+            limit = keep_in_memory(name)
+            if limit:
+                if size > limit:
+                    result.problems.append(f"archive entry {name!r} is {size} bytes, more than {limit}")
+                    _skip(source, size + _padding(size))
+                    continue
+                data = source.read_exact(size)
+                if len(data) < size:
+                    raise ArchiveError("archive ends inside an entry (truncated)")
+                result.memory[name] = data
+                _skip(source, _padding(size))
+                continue
+            tmp_path = None
+            fd = None
+            if stage_dir is not None:
+                counter += 1
+                tmp_path = os.path.join(stage_dir, f"{counter:06d}")
+                fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            try:
+                digest = _copy(source, size, fd)
+            finally:
+                if fd is not None:
+                    os.close(fd)
+            result.files[name] = StagedFile(name, tmp_path, size, digest)
+            _skip(source, _padding(size))
+    except ArchiveError as exc:
+        result.archive_error = str(exc)
+    source.drain()
+    return result

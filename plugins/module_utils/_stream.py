@@ -1,0 +1,219 @@
+# Copyright: airgap.llm contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Byte streams for bundles: one pass, two cores.
+
+A bundle tarball is hashed as a whole (the outer digest), per chunk, and per member file. The
+member hash runs in the thread that moves the bytes; the outer and chunk hashes run in a
+:class:`BackgroundHasher` thread that sees the same immutable blocks in order. ``hashlib``
+releases the GIL on large updates, so both hashes proceed in parallel with the I/O.
+
+:class:`PartsSource` reads a file or a sequence of chunk files as one stream.
+:class:`ChunkedSink` writes one stream into a file or into chunks of a fixed size.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import queue
+import threading
+from typing import Any, List, Optional, Sequence, Tuple
+
+from ansible_collections.airgap.llm.plugins.module_utils._digest import fsync_dir
+
+BLOCK = 1 << 20
+
+
+class StreamError(Exception):
+    """Reading or writing a bundle stream failed."""
+
+
+class BackgroundHasher:
+    """Applies ``update`` calls to hash objects in a worker thread, in the order fed."""
+
+    def __init__(self, depth: int = 16) -> None:
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._error: Optional[BaseException] = None
+        self._thread = threading.Thread(target=self._run, name="bundle-hasher", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            data, targets = item
+            if self._error is not None:
+                continue
+            try:
+                for target in targets:
+                    target.update(data)
+            except BaseException as exc:
+                self._error = exc
+
+    def feed(self, data: Any, targets: Sequence[Any]) -> None:
+        """Queue ``data`` (bytes or a view on bytes that nobody changes) for every target."""
+        if targets and len(data):
+            self._queue.put((data, tuple(targets)))
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise StreamError(f"hashing failed: {self._error}")
+
+
+class PartsSource:
+    """Read ``parts`` (paths) back to back as one stream.
+
+    The whole stream and each part are hashed in the background. :meth:`read` returns at most
+    ``n`` bytes as a memoryview on an immutable block (valid until the caller drops it).
+    """
+
+    def __init__(self, parts: Sequence[str], block: int = BLOCK) -> None:
+        self.parts = list(parts)
+        self.block = block
+        self.whole = hashlib.sha256()
+        self.part_hashes = [hashlib.sha256() for _ in self.parts]
+        self.part_sizes = [0 for _ in self.parts]
+        self.offset = 0
+        self._hasher = BackgroundHasher()
+        self._index = -1
+        self._handle: Any = None
+        self._view = memoryview(b"")
+        self._closed = False
+
+    def _next_block(self) -> bool:
+        while True:
+            if self._handle is None:
+                self._index += 1
+                if self._index >= len(self.parts):
+                    return False
+                try:
+                    self._handle = open(self.parts[self._index], "rb", buffering=0)  # noqa: SIM115
+                except OSError as exc:
+                    raise StreamError(f"cannot open {self.parts[self._index]}: {exc}") from None
+            try:
+                data = self._handle.read(self.block)
+            except OSError as exc:
+                raise StreamError(f"cannot read {self.parts[self._index]}: {exc}") from None
+            if data:
+                self._hasher.feed(data, (self.whole, self.part_hashes[self._index]))
+                self.part_sizes[self._index] += len(data)
+                self._view = memoryview(data)
+                return True
+            self._handle.close()
+            self._handle = None
+
+    def read(self, n: int) -> memoryview:
+        if not len(self._view) and not self._next_block():
+            return memoryview(b"")
+        out = self._view[:n]
+        self._view = self._view[n:]
+        self.offset += len(out)
+        return out
+
+    def read_exact(self, n: int) -> bytes:
+        pieces: List[bytes] = []
+        need = n
+        while need:
+            view = self.read(need)
+            if not len(view):
+                break
+            pieces.append(bytes(view))
+            need -= len(view)
+        return b"".join(pieces)
+
+    def drain(self) -> None:
+        """Read (and so hash) whatever is left."""
+        while len(self.read(self.block)):
+            pass
+
+    def close(self) -> Tuple[str, List[str], List[int]]:
+        """Stop; return the whole digest, the digest and byte count of each part."""
+        if self._closed:
+            raise StreamError("source closed twice")
+        self._closed = True
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+        self._hasher.close()
+        return self.whole.hexdigest(), [h.hexdigest() for h in self.part_hashes], self.part_sizes
+
+
+class ChunkedSink:
+    """Write one stream to ``path``, or to ``path.part0000``... of ``chunk_size`` bytes each.
+
+    Files are written under temporary names in the same directory and renamed by :meth:`commit`
+    after an fsync; :meth:`abort` removes them. The whole stream and every chunk are hashed in the
+    background thread.
+    """
+
+    def __init__(self, path: str, chunk_size: Optional[int] = None) -> None:
+        if chunk_size is not None and chunk_size < 512:
+            raise StreamError(f"chunk size must be at least 512 bytes, got {chunk_size}")
+        self.path = path
+        self.chunk_size = chunk_size
+        self.whole = hashlib.sha256()
+        self.size = 0
+        self.chunks: List[Tuple[str, Any, int]] = []  # (final path, hash, size)
+        self._hasher = BackgroundHasher()
+        self._fd: Optional[int] = None
+        self._tmp: List[Tuple[str, str]] = []
+        self._room = 0
+
+    def _open_next(self) -> None:
+        if self._fd is not None:
+            os.fsync(self._fd)
+            os.close(self._fd)
+            self._fd = None
+        final = self.path if self.chunk_size is None else f"{self.path}.part{len(self.chunks):04d}"
+        tmp = os.path.join(os.path.dirname(final) or ".", f".{os.path.basename(final)}.tmp-{os.getpid()}")
+        self._fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        self._tmp.append((tmp, final))
+        self.chunks.append((final, hashlib.sha256(), 0))
+        self._room = self.chunk_size if self.chunk_size is not None else -1
+
+    def write(self, data: Any) -> None:
+        """Write bytes (or a view on bytes nobody changes afterwards)."""
+        view = memoryview(data)
+        while view:
+            if self._fd is None or self._room == 0:
+                self._open_next()
+            piece = view if self._room < 0 else view[: self._room]
+            final, digest, size = self.chunks[-1]
+            self._hasher.feed(piece, (self.whole, digest))
+            written = 0
+            while written < len(piece):
+                written += os.write(self._fd, piece[written:])  # type: ignore[arg-type]
+            self.chunks[-1] = (final, digest, size + len(piece))
+            self.size += len(piece)
+            if self._room > 0:
+                self._room -= len(piece)
+            view = view[len(piece) :]
+
+    def commit(self) -> Tuple[str, List[Tuple[str, str, int]]]:
+        """fsync, rename into place; return the whole digest and (path, sha256, size) per file."""
+        if self._fd is None:
+            self._open_next()
+        os.fsync(self._fd)  # type: ignore[arg-type]
+        os.close(self._fd)  # type: ignore[arg-type]
+        self._fd = None
+        self._hasher.close()
+        for tmp, final in self._tmp:
+            os.replace(tmp, final)
+        self._tmp = []
+        fsync_dir(os.path.dirname(os.path.abspath(self.path)))
+        return self.whole.hexdigest(), [(p, h.hexdigest(), s) for p, h, s in self.chunks]
+
+    def abort(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        with contextlib.suppress(StreamError):
+            self._hasher.close()
+        for tmp, _final in self._tmp:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        self._tmp = []

@@ -1,0 +1,118 @@
+"""Hash-chained audit log: append, verify, tamper detection."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+from ansible_collections.airgap.llm.plugins.module_utils import _audit
+
+DIGEST = "ab" * 32
+
+
+def _write(path, n=3):
+    for i in range(n):
+        _audit.append(
+            str(path),
+            action="ingest",
+            outcome="accepted" if i % 2 else "refused",
+            operator="alice",
+            bundle_sha256=DIGEST,
+            key_ids=["k1"],
+            detail=f"event {i}",
+        )
+
+
+def _lines(path):
+    return path.read_bytes().splitlines(keepends=True)
+
+
+def test_append_chains_entries(tmp_path):
+    log = tmp_path / "audit" / "audit.jsonl"
+    _write(log)
+    entries = [json.loads(line) for line in _lines(log)]
+    assert [e["seq"] for e in entries] == [1, 2, 3]
+    assert entries[0]["prev"] == _audit.GENESIS
+    assert entries[1]["prev"] == entries[0]["hash"]
+    assert entries[2]["prev"] == entries[1]["hash"]
+    assert entries[2]["operator"] == "alice"
+    assert entries[2]["bundle_sha256"] == DIGEST
+    assert entries[2]["key_ids"] == ["k1"]
+    result = _audit.verify(str(log))
+    assert result == {"entries": 3, "last_hash": entries[2]["hash"], "broken_at": None, "problem": None}
+
+
+def test_verify_missing_log_is_empty(tmp_path):
+    assert _audit.verify(str(tmp_path / "none.jsonl"))["entries"] == 0
+
+
+@pytest.mark.parametrize(
+    ("mutate", "line", "needle"),
+    [
+        (lambda ls: ls.__setitem__(1, ls[1].replace(b"alice", b"mallo")), 2, "altered"),
+        (lambda ls: ls.pop(1), 2, "seq"),
+        (lambda ls: ls.__setitem__(3, ls[3][:-10]), 4, "incomplete"),
+        (lambda ls: ls.__setitem__(0, b"not json\n"), 1, "not valid JSON"),
+        (lambda ls: ls.insert(3, ls[2]), 4, "seq"),
+    ],
+    ids=["changed-field", "removed-line", "truncated", "garbage", "duplicated"],
+)
+def test_verify_names_first_broken_entry(tmp_path, mutate, line, needle):
+    log = tmp_path / "audit.jsonl"
+    _write(log, 4)
+    lines = _lines(log)
+    mutate(lines)
+    log.write_bytes(b"".join(lines))
+    result = _audit.verify(str(log))
+    assert result["broken_at"] == line
+    assert needle in result["problem"]
+
+
+def test_rehashed_entry_breaks_link_of_next(tmp_path):
+    log = tmp_path / "audit.jsonl"
+    _write(log, 3)
+    lines = _lines(log)
+    entry = json.loads(lines[0])
+    entry["outcome"] = "accepted"
+    entry["hash"] = _audit.entry_hash(entry)
+    lines[0] = json.dumps(entry, sort_keys=True, separators=(",", ":")).encode() + b"\n"
+    log.write_bytes(b"".join(lines))
+    result = _audit.verify(str(log))
+    assert result["broken_at"] == 2
+    assert "prev" in result["problem"]
+
+
+def test_append_refuses_broken_tail(tmp_path):
+    log = tmp_path / "audit.jsonl"
+    _write(log, 2)
+    lines = _lines(log)
+    log.write_bytes(lines[0] + lines[1].replace(b"event 1", b"event X"))
+    before = log.read_bytes()
+    with pytest.raises(_audit.AuditError, match="does not match its hash"):
+        _audit.append(str(log), action="ingest", outcome="refused", operator="alice")
+    assert log.read_bytes() == before
+
+
+def test_concurrent_appends_keep_chain(tmp_path):
+    log = tmp_path / "audit.jsonl"
+
+    def worker(n):
+        for i in range(10):
+            _audit.append(str(log), action="deploy", outcome="ok", operator=f"op{n}", detail=str(i))
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    result = _audit.verify(str(log))
+    assert result["entries"] == 40
+    assert result["broken_at"] is None
+
+
+def test_bad_bundle_digest_refused(tmp_path):
+    with pytest.raises(_audit.AuditError, match="64 lower-case hex"):
+        _audit.append(
+            str(tmp_path / "a.jsonl"), action="ingest", outcome="ok", operator="alice", bundle_sha256="xyz"
+        )
