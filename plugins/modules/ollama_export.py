@@ -1,0 +1,190 @@
+#!/usr/bin/python
+# Copyright (c) 2025, airgap.llm contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: ollama_export
+short_description: Export Ollama models (manifest plus exactly the blobs it references) for transfer
+version_added: 0.1.0
+description:
+  - Writes O(dest)C(/manifests/...) (the manifest files byte for byte), O(dest)C(/blobs/sha256-<hex>)
+    (each referenced blob once, shared blobs once) and O(dest)C(/models.json) (name, manifest
+    digest, blob digests and sizes, C(exported_at)).
+  - Every blob is hashed while it is copied; a corrupt or truncated source blob fails the task and
+    leaves O(dest) as it was (blobs are staged in O(dest)C(/blobs/.airgap-llm-staging-*)).
+  - Idempotent. Blobs already in O(dest) and intact are not copied again (V(fast) trusts the
+    verification record in O(dest)C(/.airgap-llm/)); C(models.json) keeps its C(exported_at) when
+    nothing else changed.
+  - O(dest) must be empty, missing, or an earlier export. Manifests and blobs of an earlier export
+    that this export no longer contains are removed, so O(dest) holds exactly O(models).
+  - O(dest)C(/.airgap-llm/) holds local state (lock, verification record); bundles should leave it out.
+author:
+  - airgap.llm maintainers
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details: Reports what would be copied, written or removed.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+options:
+  path:
+    description:
+      - The source Ollama store, holding C(manifests/) and C(blobs/). Read under its shared lock.
+    type: path
+    required: true
+  models:
+    description:
+      - Model names to export (C(llama3.2:3b), C(ns/model:tag), C(host/ns/model:tag)). Empty means
+        every manifest in the store.
+    type: list
+    elements: str
+    default: []
+  dest:
+    description:
+      - Directory to write the export into; created when missing.
+    type: path
+    required: true
+  verify:
+    description:
+      - How to check blobs already in O(dest). V(fast) trusts the verification record, V(full)
+        hashes them.
+    type: str
+    choices: [fast, full]
+    default: fast
+  jobs:
+    description:
+      - Parallel hash workers for blobs already in O(dest). Defaults to the CPU count.
+    type: int
+  lock_timeout:
+    description:
+      - Seconds to wait for a writer holding the source or destination lock.
+    type: float
+    default: 60
+seealso:
+  - module: airgap.llm.ollama_model
+  - module: airgap.llm.ollama_verify
+"""
+
+EXAMPLES = r"""
+- name: Export two models for the bundle
+  airgap.llm.ollama_export:
+    path: /usr/share/ollama/.ollama/models
+    models:
+      - llama3.2:3b
+      - nomic-embed-text:latest
+    dest: /srv/bundle/staging/models
+  register: exported
+
+- name: Export every model in a store
+  airgap.llm.ollama_export:
+    path: /var/lib/ollama/models
+    dest: /srv/bundle/staging/models
+"""
+
+RETURN = r"""
+dest:
+  description: The export directory.
+  returned: always
+  type: str
+  sample: /srv/bundle/staging/models
+models:
+  description:
+    - The models exported, as written to C(models.json) (C(name), C(fullname), C(manifest_path),
+      C(manifest_digest), C(size), C(blobs) with C(digest), C(size), C(media_type)).
+  returned: always
+  type: list
+  elements: dict
+blobs_copied:
+  description: Digests copied (or that would be, in check mode).
+  returned: always
+  type: list
+  elements: str
+blobs_removed:
+  description: Digests of an earlier export removed from O(dest) because no exported model uses them.
+  returned: always
+  type: list
+  elements: str
+manifests_written:
+  description: Models whose manifest file was written.
+  returned: always
+  type: list
+  elements: str
+manifests_removed:
+  description: Models of an earlier export removed from O(dest).
+  returned: always
+  type: list
+  elements: str
+bytes_copied:
+  description: Bytes copied and hashed.
+  returned: always
+  type: int
+  sample: 2019393189
+bytes_hashed:
+  description: Bytes of blobs already in O(dest) read to check them.
+  returned: always
+  type: int
+  sample: 0
+"""
+
+import traceback  # noqa: E402 - after the documentation, as in every Ansible module
+
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible_collections.airgap.llm.plugins.module_utils._digest import DigestError  # noqa: E402
+from ansible_collections.airgap.llm.plugins.module_utils._ollama import OllamaError, Store  # noqa: E402
+from ansible_collections.airgap.llm.plugins.module_utils._ollama_transfer import export_models  # noqa: E402
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "path": {"type": "path", "required": True},
+            "models": {"type": "list", "elements": "str", "default": []},
+            "dest": {"type": "path", "required": True},
+            "verify": {"type": "str", "choices": ["fast", "full"], "default": "fast"},
+            "jobs": {"type": "int"},
+            "lock_timeout": {"type": "float", "default": 60},
+        },
+        supports_check_mode=True,
+    )
+    params = module.params
+    if params["jobs"] is not None and params["jobs"] < 1:
+        module.fail_json(msg=f"jobs must be at least 1, got {params['jobs']}")
+    empty = {"dest": params["dest"], "models": [], "blobs_copied": [], "blobs_removed": []}
+    try:
+        result = export_models(
+            Store(params["path"]),
+            params["models"],
+            params["dest"],
+            check_mode=module.check_mode,
+            mode=params["verify"],
+            jobs=params["jobs"],
+            lock_timeout=params["lock_timeout"],
+        )
+    except (OllamaError, DigestError) as exc:
+        module.fail_json(msg=str(exc), changed=False, **empty)
+    except OSError as exc:
+        module.fail_json(
+            msg=f"export of {params['path']} to {params['dest']}: {exc}. What to do: fix the cause "
+            "(permissions, space, file system) and run again",
+            changed=False,
+            **empty,
+        )
+    except Exception as exc:  # pylint: disable=broad-exception-caught - never show a bare traceback
+        module.fail_json(
+            msg=f"export to {params['dest']}: internal error {type(exc).__name__}: {exc}; please report it",
+            exception=traceback.format_exc(),
+            changed=False,
+            **empty,
+        )
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,321 @@
+#!/usr/bin/python
+# Copyright (c) 2025, airgap.llm contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: ollama_model
+short_description: Install or remove one Ollama model, verified and atomic
+version_added: 0.1.0
+description:
+  - Installs a model into an Ollama store from a directory in store layout (an export made by
+    M(airgap.llm.ollama_export)) or from an https URL of one in the artifact repository, or
+    removes it.
+  - Each needed blob is hashed while it is copied (one read pass) into a private staging
+    directory inside C(blobs/); a digest or size mismatch, an unreadable source or a full disk
+    fails the task and removes the staging directory, so the store stays exactly as it was.
+    Only when every blob is verified are they fsynced and renamed into place, and the manifest is
+    written last, atomically (temporary file, fsync, rename, fsync of the directory).
+  - The staging directory is named C(blobs/.airgap-llm-staging-*). Ollama's startup pruning deletes
+    plain files in C(blobs/) whose names are not C(sha256-<hex>) but never the contents of a
+    directory, so a starting Ollama cannot delete a file mid-install.
+  - Idempotent. When the manifest is byte-for-byte the one in C(src) and every blob is intact,
+    nothing is copied or rewritten and the source blobs are not read. With O(verify=fast)
+    (default) a blob whose stat still matches the verification record is not read either.
+  - A damaged blob in the store is replaced from the source. When the manifest changes, blobs of
+    the previous version that no other manifest references are removed.
+  - O(state=absent) removes the manifest and only the blobs no other manifest references.
+  - Runs under the store's exclusive lock (C(.airgap-llm/lock)); a second run waits up to
+    O(lock_timeout) seconds.
+author:
+  - airgap.llm maintainers
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details: Reports what would be copied, rewritten or removed, from the same checks as a real run.
+  diff_mode:
+    support: full
+    details: Before and after list the manifest digest and the blobs of the model.
+  platform:
+    platforms: posix
+options:
+  name:
+    description:
+      - The model, as Ollama names it (C(llama3.2:3b), C(ns/model:tag), C(host/ns/model:tag);
+        a missing tag is C(latest)). Names that could leave the store are refused.
+    type: str
+    required: true
+  path:
+    description:
+      - The Ollama store (C(OLLAMA_MODELS)), the directory holding C(manifests/) and C(blobs/).
+        Created when missing.
+    type: path
+    required: true
+  src:
+    description:
+      - A local directory in store layout (C(manifests/...) and C(blobs/sha256-<hex>)), or the
+        https URL of one (only C(https://); proxies from the environment are not used; redirects
+        are followed only to https).
+      - Required with O(state=present).
+    type: str
+  state:
+    description:
+      - V(present) installs or repairs the model; V(absent) removes it.
+    type: str
+    choices: [present, absent]
+    default: present
+  manifest_digest:
+    description:
+      - Pin, C(sha256:<64 hex>) of the manifest file (what C(ollama list) shows as the ID). The task
+        fails, changing nothing, if the source manifest differs.
+    type: str
+  owner:
+    description:
+      - Owner (name or uid) of the blobs, the manifest and directories this module creates.
+      - Defaults to the owner of O(path), or the current user when O(path) does not exist yet.
+    type: str
+  group:
+    description:
+      - Group (name or gid), as for O(owner).
+    type: str
+  verify:
+    description:
+      - How to check blobs already in the store. V(fast) trusts a blob whose stat matches the
+        verification record and hashes the rest; V(full) hashes all of them.
+    type: str
+    choices: [fast, full]
+    default: fast
+  jobs:
+    description:
+      - Parallel hash workers when checking blobs already in the store. Defaults to the CPU count.
+    type: int
+  ca_file:
+    description:
+      - PEM file of the CA that signed the artifact repository's certificate (for an https O(src)).
+        Defaults to the system trust store.
+    type: path
+  validate_certs:
+    description:
+      - Whether to verify the server certificate of an https O(src). Leave it on; digests are
+        checked either way.
+    type: bool
+    default: true
+  timeout:
+    description:
+      - Seconds to wait for the https server to connect or send data.
+    type: float
+    default: 60
+  lock_timeout:
+    description:
+      - Seconds to wait for another run holding the store lock.
+    type: float
+    default: 60
+seealso:
+  - module: airgap.llm.ollama_verify
+  - module: airgap.llm.ollama_export
+notes:
+  - Files are created with mode 0644 and directories with 0755, as Ollama creates them.
+  - Set C(OLLAMA_NOPRUNE=1) for the Ollama service anyway; a model whose install was interrupted
+    leaves blobs without a manifest, which the next run completes.
+"""
+
+EXAMPLES = r"""
+- name: Install a model from a verified export on the node
+  airgap.llm.ollama_model:
+    name: llama3.2:3b
+    path: /usr/share/ollama/.ollama/models
+    src: /srv/airgap/current/models
+    manifest_digest: sha256:a80c4f17acd55265feec403c7aef86be0c25983ab279d83f3bcd3abbcb5b8b72
+    owner: ollama
+    group: ollama
+
+- name: Install from the artifact repository over https
+  airgap.llm.ollama_model:
+    name: nomic-embed-text
+    path: /usr/share/ollama/.ollama/models
+    src: https://repo.example.internal/models/
+    ca_file: /usr/local/share/ca-certificates/airgap-root.crt
+    timeout: 30
+
+- name: Remove a model, keeping blobs other models use
+  airgap.llm.ollama_model:
+    name: llama3.2:1b
+    path: /usr/share/ollama/.ollama/models
+    state: absent
+"""
+
+RETURN = r"""
+name:
+  description: Short model name.
+  returned: always
+  type: str
+  sample: llama3.2:3b
+fullname:
+  description: Fully qualified model name.
+  returned: always
+  type: str
+  sample: registry.ollama.ai/library/llama3.2:3b
+manifest_digest:
+  description:
+    - SHA-256 of the manifest file installed (present) or removed (absent; null when there was none).
+  returned: always
+  type: str
+  sample: sha256:a80c4f17acd55265feec403c7aef86be0c25983ab279d83f3bcd3abbcb5b8b72
+size:
+  description: Size the manifest declares (config and layers), as C(ollama list) reports it.
+  returned: always
+  type: int
+  sample: 2019393189
+blobs_copied:
+  description: Digests copied (or, in check mode, that would be copied) into the store.
+  returned: always
+  type: list
+  elements: str
+blobs_removed:
+  description: Digests removed (or that would be) because no manifest references them any more.
+  returned: always
+  type: list
+  elements: str
+bytes_copied:
+  description: Bytes copied and hashed from the source.
+  returned: always
+  type: int
+  sample: 2019393189
+bytes_hashed:
+  description: Bytes of blobs already in the store that were read to check them.
+  returned: always
+  type: int
+  sample: 0
+copy_reasons:
+  description: For each blob copied, why (C(missing), C(size), C(digest), C(unreadable)) and what was found.
+  returned: when O(state=present)
+  type: list
+  elements: dict
+permissions_fixed:
+  description: Store paths (relative) whose owner, group or mode were corrected.
+  returned: when O(state=present)
+  type: list
+  elements: str
+"""
+
+import grp  # noqa: E402 - after the documentation, as in every Ansible module
+import pwd  # noqa: E402
+import traceback  # noqa: E402
+
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible_collections.airgap.llm.plugins.module_utils._digest import DigestError  # noqa: E402
+from ansible_collections.airgap.llm.plugins.module_utils._ollama import OllamaError, Store  # noqa: E402
+from ansible_collections.airgap.llm.plugins.module_utils._ollama_transfer import (  # noqa: E402
+    Owner,
+    install_model,
+    make_source,
+    remove_model,
+)
+
+
+def _resolve(value, lookup, kind):
+    if value is None:
+        return -1
+    if value.isdigit():
+        return int(value)
+    try:
+        return lookup(value)
+    except KeyError:
+        raise OllamaError(
+            f"{kind} {value!r} does not exist on this host; create it first or give a numeric id"
+        ) from None
+
+
+def _diff_text(state):
+    lines = [f"manifest_digest: {state['manifest_digest']}", "blobs:"]
+    lines.extend(f"  - {blob}" for blob in state["blobs"])
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "name": {"type": "str", "required": True},
+            "path": {"type": "path", "required": True},
+            "src": {"type": "str"},
+            "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+            "manifest_digest": {"type": "str"},
+            "owner": {"type": "str"},
+            "group": {"type": "str"},
+            "verify": {"type": "str", "choices": ["fast", "full"], "default": "fast"},
+            "jobs": {"type": "int"},
+            "ca_file": {"type": "path"},
+            "validate_certs": {"type": "bool", "default": True},
+            "timeout": {"type": "float", "default": 60},
+            "lock_timeout": {"type": "float", "default": 60},
+        },
+        required_if=[("state", "present", ("src",))],
+        supports_check_mode=True,
+    )
+    params = module.params
+    pin = params["manifest_digest"]
+    if pin is not None and not (
+        pin.startswith("sha256:") and len(pin) == 71 and all(c in "0123456789abcdef" for c in pin[7:])
+    ):
+        module.fail_json(msg=f"manifest_digest must be sha256: and 64 lowercase hex digits, got {pin!r}")
+    if params["jobs"] is not None and params["jobs"] < 1:
+        module.fail_json(msg=f"jobs must be at least 1, got {params['jobs']}")
+    empty = {"name": params["name"], "manifest_digest": None, "blobs_copied": [], "blobs_removed": []}
+    try:
+        store = Store(params["path"])
+        if params["state"] == "absent":
+            result = remove_model(
+                store, params["name"], check_mode=module.check_mode, lock_timeout=params["lock_timeout"]
+            )
+        else:
+            owner = None
+            if params["owner"] is not None or params["group"] is not None:
+                owner = Owner(
+                    _resolve(params["owner"], lambda n: pwd.getpwnam(n).pw_uid, "user"),
+                    _resolve(params["group"], lambda n: grp.getgrnam(n).gr_gid, "group"),
+                )
+            source = make_source(
+                params["src"], params["ca_file"], params["timeout"], params["validate_certs"]
+            )
+            result = install_model(
+                store,
+                params["name"],
+                source,
+                pin=pin,
+                owner=owner,
+                check_mode=module.check_mode,
+                mode=params["verify"],
+                jobs=params["jobs"],
+                lock_timeout=params["lock_timeout"],
+            )
+    except (OllamaError, DigestError) as exc:
+        module.fail_json(msg=str(exc), changed=False, **empty)
+    except OSError as exc:
+        module.fail_json(
+            msg=f"model {params['name']}: store {params['path']}: {exc}. Blobs are staged and the manifest "
+            "is written last, so the previous manifest (if any) is still in place. What to do: fix the cause "
+            "(permissions, space, file system) and run again",
+            changed=False,
+            **empty,
+        )
+    except Exception as exc:  # pylint: disable=broad-exception-caught - never show a bare traceback
+        module.fail_json(
+            msg=f"model {params['name']}: internal error {type(exc).__name__}: {exc}; please report it",
+            exception=traceback.format_exc(),
+            changed=False,
+            **empty,
+        )
+    for warning in result.pop("warnings", []):
+        module.warn(warning)
+    diff = result.pop("diff", None)
+    if module._diff and diff is not None:
+        result["diff"] = {"before": _diff_text(diff["before"]), "after": _diff_text(diff["after"])}
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
