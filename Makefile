@@ -7,6 +7,7 @@ SHELL := /bin/bash
 
 PYTHON     ?= /usr/bin/python3
 VENV       := $(CURDIR)/.venv
+SANITY_VENV := $(CURDIR)/.venv-sanity
 BIN        := $(VENV)/bin
 CACHE      ?= $(HOME)/.cache/airgap-llm
 NODE_IMAGE ?= localhost/airgap-llm-node:bookworm
@@ -52,6 +53,22 @@ $(BIN)/.installed: requirements-dev.txt | host
 	touch $@; \
 	echo "== venv ready in $$(( $$(date +%s) - start ))s"
 
+# ansible-test installs its own pinned sanity requirements; they live in a virtualenv of their
+# own so that they cannot clash with ansible-lint's. ansible-test would download a pip bootstrap
+# script from the internet for each of its sanity environments; an offline one is put in its cache.
+$(SANITY_VENV)/bin/.installed: requirements-dev.txt tests/tooling/ansible_test_pip_bootstrap.py | host
+	@$(PYTHON) -m venv $(SANITY_VENV); \
+	$(SANITY_VENV)/bin/pip install --quiet --disable-pip-version-check \
+	  "$$(grep -E '^ansible-core==' requirements-dev.txt)"; \
+	reqs=$$(find $(SANITY_VENV) -path '*ansible_test/_internal/python_requirements.py'); \
+	pip_version=$$(sed -n "s/^ *pip='\([0-9.]*\)',$$/\1/p" $$reqs); \
+	if [ -z "$$pip_version" ]; then \
+	  echo "sanity: cannot read ansible-test's pip version from $$reqs" >&2; exit 1; fi; \
+	mkdir -p $(HOME)/.ansible/test/cache; \
+	install -m 0644 tests/tooling/ansible_test_pip_bootstrap.py \
+	  $(HOME)/.ansible/test/cache/get_pip_$${pip_version//./_}.py; \
+	touch $@
+
 # The checkout seen as ansible_collections/airgap/llm, for ansible, molecule and pytest imports.
 collection: $(COLLECTIONS)/ansible_collections/airgap/llm
 
@@ -73,13 +90,13 @@ lint: setup
 	ansible-lint; \
 	echo "== lint passed in $$(( $$(date +%s) - start ))s"
 
-sanity: setup
+sanity: setup $(SANITY_VENV)/bin/.installed
 	@start=$$(date +%s); \
 	tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
 	dest=$$tmp/ansible_collections/airgap/llm; mkdir -p $$dest; \
 	git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -t $$dest; \
 	cd $$dest; \
-	ansible-test sanity --venv --requirements --python 3.11 --color no; \
+	$(SANITY_VENV)/bin/ansible-test sanity --local --python 3.11 --color no; \
 	echo "== sanity passed in $$(( $$(date +%s) - start ))s"
 
 unit: setup
@@ -102,4 +119,4 @@ bench: setup
 
 clean:
 	@for s in $(SCENARIOS); do $(BIN)/molecule destroy -s $$s >/dev/null 2>&1 || true; done
-	rm -rf .venv .build .pytest_cache .ruff_cache tests/output
+	rm -rf .venv .venv-sanity .build .pytest_cache .ruff_cache tests/output
