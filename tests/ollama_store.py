@@ -183,3 +183,18 @@ def snapshot(root: str) -> Dict[str, Tuple[str, object]]:
                 with open(path, "rb") as handle:
                     result[rel] = ("file", (hashlib.sha256(handle.read()).hexdigest(), oct(st.st_mode)))
     return result
+
+
+def flip_bit(path: str, offset: int = 0) -> None:
+    """Flip the lowest bit of one byte, keeping the size."""
+    with open(path, "r+b") as handle:
+        handle.seek(offset)
+        byte = handle.read(1)
+        handle.seek(offset)
+        handle.write(bytes([byte[0] ^ 1]))
+
+
+def truncate(path: str, drop: int = 1) -> None:
+    size = os.path.getsize(path)
+    with open(path, "r+b") as handle:
+        handle.truncate(max(0, size - drop))

@@ -1,0 +1,220 @@
+# Copyright (c) 2025, airgap.llm contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""_digest: streaming hashes, hash-while-copy, parallel hashing, the verification record."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import io
+import json
+import os
+import subprocess
+
+import pytest
+from ansible_collections.airgap.llm.plugins.module_utils import _digest
+
+SIZES = [0, 1, 4095, 4096, 4097, 3 * 4096 + 17]
+
+
+def _file(tmp_path, name, data):
+    path = tmp_path / name
+    path.write_bytes(data)
+    return str(path)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_sha256_file_matches_hashlib_at_chunk_edges(tmp_path, size):
+    data = os.urandom(size)
+    path = _file(tmp_path, "f", data)
+    assert _digest.sha256_file(path, chunk_size=4096) == (hashlib.sha256(data).hexdigest(), size)
+
+
+def test_sha256_file_refuses_symlink_directory_and_missing(tmp_path):
+    target = _file(tmp_path, "target", b"x")
+    os.symlink(target, tmp_path / "link")
+    with pytest.raises(_digest.SourceReadError, match="symbolic link"):
+        _digest.sha256_file(str(tmp_path / "link"))
+    assert _digest.sha256_file(str(tmp_path / "link"), follow_symlinks=True)[1] == 1
+    (tmp_path / "dir").mkdir()
+    with pytest.raises(_digest.SourceReadError, match="a directory"):
+        _digest.sha256_file(str(tmp_path / "dir"))
+    with pytest.raises(_digest.SourceReadError, match="No such file"):
+        _digest.sha256_file(str(tmp_path / "missing"))
+
+
+def test_hash_many_keeps_order_reports_errors_and_matches_serial(tmp_path):
+    datas = [os.urandom(n) for n in (10, 70000, 0, 5000)]
+    paths = [_file(tmp_path, f"f{i}", d) for i, d in enumerate(datas)]
+    paths.insert(2, str(tmp_path / "missing"))
+    parallel = _digest.hash_many(paths, jobs=2, chunk_size=4096)
+    serial = _digest.hash_many(paths, jobs=1, chunk_size=4096)
+    assert [o.hexdigest for o in parallel] == [o.hexdigest for o in serial]
+    assert [o.path for o in parallel] == paths
+    assert parallel[2].error is not None
+    assert parallel[2].hexdigest is None
+    ok = [o for o in parallel if o.error is None]
+    assert [o.hexdigest for o in ok] == [hashlib.sha256(d).hexdigest() for d in datas]
+    assert ok[1].stat == _digest.StatKey.from_stat(os.stat(paths[1]))
+    assert _digest.hash_many([], jobs=4) == []
+
+
+@pytest.mark.parametrize("pipeline", [True, False])
+@pytest.mark.parametrize("size", SIZES)
+def test_copy_and_hash_copies_exactly_and_hashes_the_same_bytes(tmp_path, pipeline, size):
+    data = os.urandom(size)
+    src = os.open(_file(tmp_path, "src", data), os.O_RDONLY)
+    dest_path = str(tmp_path / "dest")
+    dest = os.open(dest_path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        result = _digest.copy_and_hash(src, dest, expected_size=size, chunk_size=4096, pipeline=pipeline)
+    finally:
+        os.close(src)
+        os.close(dest)
+    assert result == (hashlib.sha256(data).hexdigest(), size)
+    with open(dest_path, "rb") as handle:
+        assert handle.read() == data
+
+
+@pytest.mark.parametrize("pipeline", [True, False])
+def test_copy_and_hash_stops_at_a_longer_source(tmp_path, pipeline):
+    data = os.urandom(20000)
+    dest_path = str(tmp_path / "dest")
+    dest = os.open(dest_path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        with pytest.raises(
+            _digest.SizeMismatchError, match="expected 10000 bytes, got more than 10000"
+        ) as info:
+            _digest.copy_and_hash(
+                io.BytesIO(data), dest, expected_size=10000, chunk_size=4096, pipeline=pipeline
+            )
+    finally:
+        os.close(dest)
+    assert info.value.more
+    assert os.path.getsize(dest_path) <= 10000
+
+
+@pytest.mark.parametrize("pipeline", [True, False])
+def test_copy_and_hash_reports_a_short_source(tmp_path, pipeline):
+    dest = os.open(str(tmp_path / "dest"), os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        with pytest.raises(_digest.SizeMismatchError, match="expected 100 bytes, got 99"):
+            _digest.copy_and_hash(io.BytesIO(b"a" * 99), dest, expected_size=100, pipeline=pipeline)
+    finally:
+        os.close(dest)
+
+
+class _ReadOnly:
+    """A stream with read() but no readinto()."""
+
+    def __init__(self, data):
+        self._data = io.BytesIO(data)
+
+    def read(self, size):
+        return self._data.read(size)
+
+
+def test_copy_and_hash_accepts_plain_read_streams(tmp_path):
+    data = os.urandom(9000)
+    dest = os.open(str(tmp_path / "dest"), os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        assert (
+            _digest.copy_and_hash(_ReadOnly(data), dest, chunk_size=4096)[0]
+            == hashlib.sha256(data).hexdigest()
+        )
+    finally:
+        os.close(dest)
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path):
+    mount = tmp_path / "tmpfs"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)], check=False)
+    if done.returncode != 0:
+        pytest.fail("mounting a tmpfs failed; these tests run as root")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
+
+
+@pytest.mark.parametrize("pipeline", [True, False])
+def test_copy_and_hash_on_a_full_disk_raises_enospc(tmp_path, small_tmpfs, pipeline):
+    data = os.urandom(1024 * 1024)
+    dest = os.open(str(small_tmpfs / "dest"), os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        with pytest.raises(_digest.DestinationWriteError, match="No space left on device") as info:
+            _digest.copy_and_hash(
+                io.BytesIO(data), dest, expected_size=len(data), chunk_size=65536, pipeline=pipeline
+            )
+    finally:
+        os.close(dest)
+    assert info.value.errno == errno.ENOSPC
+
+
+def test_atomic_write_replaces_and_leaves_no_temporary(tmp_path):
+    target = tmp_path / "file"
+    target.write_bytes(b"old")
+    _digest.atomic_write(str(target), b"new", mode=0o640)
+    assert target.read_bytes() == b"new"
+    assert oct(target.stat().st_mode & 0o777) == oct(0o640)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+def test_record_round_trip_and_stat_sensitivity(tmp_path):
+    blob = tmp_path / "blob"
+    blob.write_bytes(b"content")
+    hexdigest = hashlib.sha256(b"content").hexdigest()
+    record_path = str(tmp_path / "state" / "verified.json")
+    record = _digest.VerificationRecord.load(record_path)
+    assert record.ignored_reason is None
+    assert not record.entries
+    key = _digest.StatKey.from_stat(os.stat(blob))
+    record.add(key, hexdigest)
+    record.save()
+    assert oct(os.stat(record_path).st_mode & 0o777) == oct(0o644)
+    again = _digest.VerificationRecord.load(record_path)
+    assert again.is_verified(key, hexdigest)
+    assert not again.is_verified(key, "0" * 64)
+    os.chmod(blob, 0o600)  # metadata change: ctime moves, the record no longer vouches
+    assert not again.is_verified(_digest.StatKey.from_stat(os.stat(blob)), hexdigest)
+    st = os.stat(blob)
+    blob.write_bytes(b"CONTENT")
+    os.utime(blob, ns=(st.st_atime_ns, st.st_mtime_ns))  # mtime faked back; ctime still moves
+    assert _digest.StatKey.from_stat(os.stat(blob)).ctime_ns != st.st_ctime_ns
+    again.retain([])
+    again.save()
+    assert _digest.VerificationRecord.load(record_path).entries == {}
+
+
+def test_record_is_ignored_when_others_could_have_written_it(tmp_path):
+    path = tmp_path / "verified.json"
+    path.write_text(json.dumps({"format": 1, "entries": {"1:2:3:4:5": "a" * 64}}))
+    os.chmod(path, 0o664)
+    record = _digest.VerificationRecord.load(str(path))
+    assert "writable by group or others" in record.ignored_reason
+    assert not record.entries
+    os.chmod(path, 0o644)
+    os.chown(path, 65534, -1)
+    record = _digest.VerificationRecord.load(str(path))
+    assert "owned by uid 65534" in record.ignored_reason
+    os.chown(path, 0, -1)
+    assert _digest.VerificationRecord.load(str(path)).lookup(_digest.StatKey(1, 2, 3, 4, 5)) == "a" * 64
+
+
+@pytest.mark.parametrize("content", [b"not json", b"[]", b'{"format": 2, "entries": {}}'])
+def test_record_with_bad_content_is_ignored(tmp_path, content):
+    path = tmp_path / "verified.json"
+    path.write_bytes(content)
+    record = _digest.VerificationRecord.load(str(path))
+    assert record.ignored_reason in ("it is not valid JSON", "it has an unknown format")
+    assert not record.entries
+
+
+def test_is_sha256_hex():
+    assert _digest.is_sha256_hex("a" * 64)
+    assert not _digest.is_sha256_hex("A" * 64)
+    assert not _digest.is_sha256_hex("a" * 63)
+    assert not _digest.is_sha256_hex(None)
