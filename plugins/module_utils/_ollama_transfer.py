@@ -234,7 +234,12 @@ def make_dirs(path: str, owner: Owner, stop: str) -> List[str]:
         current = os.path.dirname(current)
     created = []
     for directory in reversed(missing):
-        os.mkdir(directory, DIR_MODE)
+        try:
+            os.mkdir(directory, DIR_MODE)
+        except FileExistsError:
+            if os.path.isdir(directory) and not os.path.islink(directory):
+                continue  # a concurrent run made it
+            raise
         owner.apply(directory, DIR_MODE)
         created.append(directory)
     for directory in created:
@@ -441,15 +446,13 @@ def install_model(
         "bytes_hashed": 0,
         "changed": False,
     }
-    exists = store.exists()
-    lock = (
-        store.lock(exclusive=not check_mode, timeout=lock_timeout, create=not check_mode)
-        if exists or not check_mode
-        else contextlib.nullcontext()
-    )
-    if not exists and not check_mode:
+    if check_mode:
+        lock = store.lock(exclusive=False, timeout=lock_timeout, create=False) if store.exists() else None
+    else:
         make_dirs(store.root, owner, "/")
-    with lock:
+        lock = store.lock(exclusive=True, timeout=lock_timeout)
+    with lock or contextlib.nullcontext():
+        exists = store.exists()
         record = store.load_record()
         current_raw = store.read_manifest_bytes(name) if exists else None
         current: Optional[Manifest] = None

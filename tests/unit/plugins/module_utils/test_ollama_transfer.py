@@ -1,0 +1,680 @@
+# Copyright (c) 2025, airgap.llm contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""_ollama_transfer: install, remove, export; every failure leaves the destination byte-for-byte unchanged."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import functools
+import http.server
+import ipaddress
+import json
+import os
+import re
+import shutil
+import ssl
+import subprocess
+import sys
+import textwrap
+import threading
+
+import pytest
+from ansible_collections.airgap.llm.plugins.module_utils import _ollama
+from ansible_collections.airgap.llm.plugins.module_utils import _ollama_transfer as transfer
+from ansible_collections.airgap.llm.tests import ollama_store as gen
+
+
+@pytest.fixture
+def src(tmp_path):
+    root = str(tmp_path / "src")
+    os.makedirs(root)
+    models = {"3b": gen.add_model(root, "llama3.2:3b", model_size=200000)}
+    models["1b"] = gen.add_model(root, "llama3.2:1b", shared_model_from=models["3b"], seed="1b")
+    models["other"] = gen.add_model(root, "team/other:v2", model_size=3000)
+    return root, models
+
+
+@pytest.fixture
+def dest(tmp_path):
+    return str(tmp_path / "dest" / "models")
+
+
+def _install(dest, name, source_root, **kwargs):
+    source = source_root if not isinstance(source_root, str) else transfer.make_source(source_root)
+    return transfer.install_model(_ollama.Store(dest), name, source, **kwargs)
+
+
+def _installed_ok(dest, models):
+    result = _ollama.verify_store(_ollama.Store(dest), mode="full", write_record=False)
+    assert result["problems"] == []
+    return sorted(m["name"] for m in result["models"]) == sorted(models)
+
+
+# --------------------------------------------------------------------------------------- present
+
+
+def test_check_real_check_real_from_a_local_directory(src, dest):
+    root, models = src
+    first = _install(dest, "llama3.2:3b", root, check_mode=True)
+    assert first["changed"]
+    assert first["blobs_copied"] == models["3b"].digests
+    assert not os.path.exists(dest)
+    second = _install(dest, "llama3.2:3b", root)
+    assert second["changed"]
+    assert second["bytes_copied"] == sum(
+        os.path.getsize(models["3b"].blob_path(root, i)) for i in range(-1, 4)
+    )
+    assert second["manifest_digest"] == models["3b"].manifest_digest
+    assert _installed_ok(dest, ["llama3.2:3b"])
+    third = _install(dest, "llama3.2:3b", root, check_mode=True)
+    assert not third["changed"]
+    fourth = _install(dest, "llama3.2:3b", root)
+    assert not fourth["changed"]
+    assert fourth["bytes_copied"] == 0
+    assert fourth["bytes_hashed"] == 0  # the record vouches for every blob: nothing re-read
+    with open(os.path.join(dest, "manifests/registry.ollama.ai/library/llama3.2/3b"), "rb") as handle:
+        assert handle.read() == models["3b"].manifest_bytes
+
+
+def test_an_installed_model_does_not_read_the_source_blobs_again(src, dest):
+    root, _models = src
+    _install(dest, "llama3.2:3b", root)
+    shutil.rmtree(os.path.join(root, "blobs"))
+    assert not _install(dest, "llama3.2:3b", root)["changed"]
+
+
+def test_modes_and_owner_are_as_ollama_expects(src, dest):
+    root, _models = src
+    _install(dest, "llama3.2:3b", root, owner=transfer.Owner(65534, 65534))
+    for directory, dirs, files in os.walk(dest):
+        if ".airgap-llm" in directory.split(os.sep):
+            continue
+        for name in dirs:
+            if name == ".airgap-llm":
+                continue
+            st = os.stat(os.path.join(directory, name))
+            assert (oct(st.st_mode & 0o7777), st.st_uid, st.st_gid) == ("0o755", 65534, 65534)
+        for name in files:
+            st = os.stat(os.path.join(directory, name))
+            assert (oct(st.st_mode & 0o7777), st.st_uid, st.st_gid) == ("0o644", 65534, 65534)
+    # The state directory stays root's: the record is not writable by the ollama user.
+    assert os.stat(os.path.join(dest, ".airgap-llm")).st_uid == 0
+
+
+def test_wrong_mode_is_fixed_without_copying(src, dest):
+    root, models = src
+    _install(dest, "llama3.2:3b", root)
+    blob = os.path.join(dest, "blobs", os.path.basename(models["3b"].blob_path(root, 0)))
+    os.chmod(blob, 0o600)
+    result = _install(dest, "llama3.2:3b", root)
+    assert result["changed"]
+    assert result["blobs_copied"] == []
+    assert result["permissions_fixed"] == [os.path.relpath(blob, dest)]
+    assert os.stat(blob).st_mode & 0o777 == 0o644
+
+
+def test_shared_blobs_are_copied_once(src, dest):
+    root, models = src
+    _install(dest, "llama3.2:3b", root)
+    second = _install(dest, "llama3.2:1b", root)
+    assert models["3b"].layers[0]["digest"] not in second["blobs_copied"]
+    assert second["bytes_copied"] < 10000
+
+
+def test_a_corrupt_blob_in_the_store_is_replaced(src, dest):
+    root, models = src
+    _install(dest, "llama3.2:3b", root)
+    blob = os.path.join(dest, "blobs", os.path.basename(models["3b"].blob_path(root, 0)))
+    gen.flip_bit(blob, 5)
+    result = _install(dest, "llama3.2:3b", root, mode="full")
+    assert result["changed"]
+    assert result["blobs_copied"] == [models["3b"].layers[0]["digest"]]
+    assert result["copy_reasons"][0]["reason"] == "digest"
+    assert _installed_ok(dest, ["llama3.2:3b"])
+
+
+def test_a_new_version_replaces_the_manifest_and_drops_unused_old_blobs(src, dest, tmp_path):
+    root, models = src
+    _install(dest, "team/other:v2", root)
+    newer = str(tmp_path / "newer")
+    os.makedirs(newer)
+    new_model = gen.add_model(newer, "team/other:v2", model_size=4000, seed="v2-rebuilt")
+    result = _install(dest, "team/other:v2", newer)
+    assert result["changed"]
+    assert result["manifest_digest"] == new_model.manifest_digest
+    old_only = set(models["other"].digests) - set(new_model.digests)
+    assert sorted(result["blobs_removed"]) == sorted(old_only)
+    assert _installed_ok(dest, ["team/other:v2"])
+    assert all(not os.path.exists(os.path.join(dest, "blobs", d.replace(":", "-"))) for d in old_only)
+
+
+def test_diff_shows_before_and_after(src, dest):
+    root, models = src
+    result = _install(dest, "llama3.2:3b", root, check_mode=True)
+    assert result["diff"]["before"] == {"manifest_digest": None, "blobs": []}
+    assert result["diff"]["after"]["manifest_digest"] == models["3b"].manifest_digest
+    assert len(result["diff"]["after"]["blobs"]) == 5
+
+
+def test_temporary_files_survive_ollama_pruning_mid_install(src, dest, monkeypatch):
+    """Run a re-implementation of Ollama's PruneLayers after every staged blob."""
+    root, _models = src
+
+    def ollama_prune(blobs_dir):
+        for entry in os.scandir(blobs_dir):
+            if entry.is_dir(follow_symlinks=False):
+                # Ollama >= 0.21 skips directories; older versions os.Remove() them, which
+                # fails while they are not empty.
+                with contextlib.suppress(OSError):
+                    os.rmdir(entry.path)
+                continue
+            if not re.match(r"sha256-[0-9a-f]{64}$", entry.name):
+                os.unlink(entry.path)
+
+    original = transfer.Stager.add
+
+    def add_then_prune(self, model, layer, source):
+        original(self, model, layer, source)
+        ollama_prune(self.blobs_dir)
+
+    monkeypatch.setattr(transfer.Stager, "add", add_then_prune)
+    _install(dest, "llama3.2:3b", root)
+    assert _installed_ok(dest, ["llama3.2:3b"])
+
+
+# ---------------------------------------------------------------------------- bad input, unchanged
+
+
+@pytest.fixture
+def populated(src, dest):
+    """A destination that already holds one model, so 'unchanged' means something."""
+    root, _models = src
+    _install(dest, "team/other:v2", root)
+    return dest
+
+
+def _assert_fails_unchanged(dest, call, error, *fragments):
+    before = gen.snapshot(dest)
+    with pytest.raises(error) as info:
+        call()
+    message = str(info.value)
+    for fragment in fragments:
+        assert fragment in message, message
+    assert gen.snapshot(dest) == before
+    return message
+
+
+def test_bit_flip_in_the_source_fails_and_leaves_the_store_unchanged(src, populated):
+    root, models = src
+    blob = models["3b"].blob_path(root, 0)
+    gen.flip_bit(blob, 1234)
+    actual = "sha256:" + gen.hashlib.sha256(open(blob, "rb").read()).hexdigest()  # noqa: SIM115
+    digest = models["3b"].layers[0]["digest"]
+    message = _assert_fails_unchanged(
+        populated,
+        lambda: _install(populated, "llama3.2:3b", root),
+        _ollama.BlobError,
+        "model llama3.2:3b",
+        f"blob {digest}",
+        f"expected {digest}, actual {actual}",
+        "What to do:",
+    )
+    assert blob in message
+
+
+def test_bit_flip_into_an_empty_destination_leaves_nothing_behind(src, dest):
+    root, models = src
+    gen.flip_bit(models["3b"].blob_path(root, -1), 3)
+    with pytest.raises(_ollama.BlobError, match="digest mismatch"):
+        _install(dest, "llama3.2:3b", root)
+    assert os.listdir(os.path.join(dest, "blobs")) == []
+    assert os.listdir(os.path.join(dest, "manifests")) == []
+
+
+@pytest.mark.parametrize(
+    ("change", "actual"), [("truncate", "199999 bytes"), ("pad", "more than 200000 bytes")]
+)
+def test_truncated_or_padded_source_blob(src, populated, change, actual):
+    root, models = src
+    blob = models["3b"].blob_path(root, 0)
+    if change == "truncate":
+        gen.truncate(blob, 1)
+    else:
+        with open(blob, "ab") as handle:
+            handle.write(b"extra")
+    _assert_fails_unchanged(
+        populated,
+        lambda: _install(populated, "llama3.2:3b", root),
+        _ollama.BlobError,
+        "model llama3.2:3b",
+        f"blob {models['3b'].layers[0]['digest']}",
+        f"size mismatch: expected 200000 bytes, actual {actual}",
+    )
+
+
+def test_missing_source_blob(src, populated):
+    root, models = src
+    os.unlink(models["3b"].blob_path(root, 3))  # the license layer: not in the store yet
+    _assert_fails_unchanged(
+        populated,
+        lambda: _install(populated, "llama3.2:3b", root),
+        transfer.SourceError,
+        "cannot open source blob",
+        models["3b"].layers[3]["digest"].replace(":", "-"),
+        "No such file",
+    )
+
+
+def test_source_blob_symlink_pointing_elsewhere_is_refused(src, populated, tmp_path):
+    root, models = src
+    blob = models["3b"].blob_path(root, 0)
+    shutil.move(blob, tmp_path / "elsewhere")
+    os.symlink(tmp_path / "elsewhere", blob)
+    _assert_fails_unchanged(
+        populated,
+        lambda: _install(populated, "llama3.2:3b", root),
+        transfer.SourceError,
+        "cannot open source blob",
+    )
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"{", "not valid JSON"),
+        (b"[" * 3000 + b"]" * 3000, "nested 3000 levels deep"),
+        (json.dumps({"schemaVersion": 2}).encode(), "mediaType is None"),
+        (b"x" * (_ollama.MANIFEST_MAX_BYTES + 10), "more than the limit"),
+    ],
+)
+def test_bad_source_manifest(src, populated, raw, reason):
+    root, _models = src
+    gen.write_manifest(root, "bad:1", raw)
+    _assert_fails_unchanged(
+        populated, lambda: _install(populated, "bad:1", root), _ollama.OllamaError, "model bad:1", reason
+    )
+
+
+def test_source_manifest_with_wrong_form_digest(src, populated):
+    root, models = src
+    doc = json.loads(models["3b"].manifest_bytes)
+    doc["layers"][0]["digest"] = "sha256:" + "Z" * 64
+    gen.write_manifest(root, "llama3.2:3b", json.dumps(doc).encode())
+    _assert_fails_unchanged(
+        populated,
+        lambda: _install(populated, "llama3.2:3b", root),
+        _ollama.ManifestError,
+        "layers[0].digest must be 'sha256:' and 64 lowercase hex digits",
+    )
+
+
+@pytest.mark.parametrize("name", ["../../etc/passwd", "/abs/olute", "a/../b:c", "x//y", "m:.."])
+def test_names_that_could_escape_are_refused(src, populated, name):
+    root, _models = src
+    _assert_fails_unchanged(
+        populated, lambda: _install(populated, name, root), _ollama.InvalidNameError, "invalid model name"
+    )
+
+
+def test_pin_mismatch_changes_nothing(src, populated):
+    root, models = src
+    pin = "sha256:" + "0" * 64
+    _assert_fails_unchanged(
+        populated,
+        lambda: _install(populated, "llama3.2:3b", root, pin=pin),
+        transfer.PinMismatchError,
+        f"has digest {models['3b'].manifest_digest}, expected the pinned manifest_digest {pin}",
+    )
+    assert _install(populated, "llama3.2:3b", root, pin=models["3b"].manifest_digest)["changed"]
+
+
+def test_a_directory_in_place_of_a_blob_fails_and_is_left(src, populated):
+    root, models = src
+    path = os.path.join(populated, "blobs", os.path.basename(models["3b"].blob_path(root, 0)))
+    os.makedirs(os.path.join(path, "inner"))
+    _assert_fails_unchanged(
+        populated,
+        lambda: _install(populated, "llama3.2:3b", root),
+        _ollama.StoreError,
+        "is a directory, expected a regular file of 200000 bytes",
+        "remove that directory",
+    )
+
+
+def test_a_symlinked_manifest_in_the_store_is_refused(src, populated, tmp_path):
+    root, _models = src
+    target = tmp_path / "target"
+    target.write_text("{}")
+    manifest = os.path.join(populated, "manifests/registry.ollama.ai/library/llama3.2/3b")
+    os.makedirs(os.path.dirname(manifest))
+    os.symlink(target, manifest)
+    _assert_fails_unchanged(
+        populated, lambda: _install(populated, "llama3.2:3b", root), _ollama.StoreError, "is a symbolic link"
+    )
+    assert target.read_text() == "{}"
+
+
+@pytest.fixture
+def tiny_tmpfs(tmp_path):
+    mount = tmp_path / "tmpfs"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=128k", "tmpfs", str(mount)], check=True)
+    try:
+        yield str(mount)
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_full_disk_is_refused_up_front(src, tiny_tmpfs):
+    root, _models = src
+    store = os.path.join(tiny_tmpfs, "models")
+    _install(store, "team/other:v2", root)
+    _assert_fails_unchanged(
+        store,
+        lambda: _install(store, "llama3.2:3b", root),
+        transfer.NoSpaceError,
+        "model llama3.2:3b: needs",
+        "the store was left unchanged",
+        "free space",
+    )
+
+
+def test_full_disk_during_the_copy_leaves_the_store_unchanged(src, tiny_tmpfs, monkeypatch):
+    root, _models = src
+    store = os.path.join(tiny_tmpfs, "models")
+    _install(store, "team/other:v2", root)
+    monkeypatch.setattr(transfer, "free_bytes", lambda _path: 1 << 40)  # the disk fills while writing
+    _assert_fails_unchanged(
+        store,
+        lambda: _install(store, "llama3.2:3b", root),
+        _ollama.StoreError,
+        "No space left on device (ENOSPC)",
+        "the store was left unchanged",
+    )
+
+
+def test_two_runs_at_once_the_second_waits_then_fails_cleanly(src, populated):
+    root, _models = src
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(
+                f"""
+                import sys
+                from ansible_collections.airgap.llm.plugins.module_utils import _ollama
+                with _ollama.Store({populated!r}).lock(exclusive=True, timeout=5):
+                    print("locked", flush=True)
+                    sys.stdin.readline()
+                """
+            ),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        _assert_fails_unchanged(
+            populated,
+            lambda: _install(populated, "llama3.2:3b", root, lock_timeout=0.3),
+            _ollama.LockTimeoutError,
+            "is locked by another run",
+        )
+    finally:
+        holder.stdin.write("\n")
+        holder.stdin.close()
+        holder.wait(timeout=10)
+    assert _install(populated, "llama3.2:3b", root, lock_timeout=5)["changed"]
+
+
+def test_concurrent_installs_both_succeed_serialised(src, dest):
+    root, _models = src
+    errors = []
+
+    def run(name):
+        try:
+            _install(dest, name, root, lock_timeout=30)
+        except Exception as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [
+        threading.Thread(target=run, args=(n,)) for n in ("llama3.2:3b", "llama3.2:1b", "team/other:v2")
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    assert _installed_ok(dest, ["llama3.2:3b", "llama3.2:1b", "team/other:v2"])
+
+
+# ------------------------------------------------------------------------------------------ absent
+
+
+def test_absent_keeps_blobs_other_models_use(src, dest):
+    root, models = src
+    _install(dest, "llama3.2:3b", root)
+    _install(dest, "llama3.2:1b", root)
+    check = transfer.remove_model(_ollama.Store(dest), "llama3.2:3b", check_mode=True)
+    assert check["changed"]
+    result = transfer.remove_model(_ollama.Store(dest), "llama3.2:3b")
+    assert result["blobs_removed"] == check["blobs_removed"]
+    assert models["3b"].layers[0]["digest"] not in result["blobs_removed"]  # 1b shares the weights
+    assert set(result["blobs_removed"]) == set(models["3b"].digests) - set(models["1b"].digests)
+    assert _installed_ok(dest, ["llama3.2:1b"])
+    assert not transfer.remove_model(_ollama.Store(dest), "llama3.2:3b")["changed"]
+    transfer.remove_model(_ollama.Store(dest), "llama3.2:1b")
+    assert [n for n in os.listdir(os.path.join(dest, "blobs"))] == []
+    assert os.listdir(os.path.join(dest, "manifests")) == []
+
+
+def test_absent_keeps_every_blob_when_another_manifest_is_unreadable(src, dest):
+    root, models = src
+    _install(dest, "llama3.2:3b", root)
+    gen.write_manifest(dest, "broken:1", b"{")
+    result = transfer.remove_model(_ollama.Store(dest), "llama3.2:3b")
+    assert result["blobs_removed"] == []
+    assert "blobs kept" in result["warnings"][0]
+    assert all(os.path.exists(models["3b"].blob_path(dest, i)) for i in range(-1, 4))
+
+
+# ------------------------------------------------------------------------------------------- https
+
+
+def _certificates(directory):
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+
+    def name(text):
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, text)])
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(name("airgap test CA"))
+        .issuer_name(name("airgap test CA"))
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name("127.0.0.1"))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    paths = {k: os.path.join(directory, k + ".pem") for k in ("ca", "cert", "key")}
+    with open(paths["ca"], "wb") as handle:
+        handle.write(ca.public_bytes(serialization.Encoding.PEM))
+    with open(paths["cert"], "wb") as handle:
+        handle.write(cert.public_bytes(serialization.Encoding.PEM))
+    with open(paths["key"], "wb") as handle:
+        handle.write(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+    return paths
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def https_repo(src, tmp_path):
+    """Serve the source store over https on 127.0.0.1 only, with a CA made for the test."""
+    root, models = src
+    paths = _certificates(str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=root))
+    server.daemon_threads = True
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(paths["cert"], paths["key"])
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    server.socket.settimeout(10)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"https://127.0.0.1:{server.server_address[1]}/", paths["ca"], root, models
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
+def test_https_install_with_the_internal_ca(https_repo, dest):
+    url, ca_file, _root, models = https_repo
+    source = transfer.make_source(url, ca_file=ca_file, timeout=10)
+    result = _install(dest, "llama3.2:3b", source)
+    assert result["changed"]
+    assert result["manifest_digest"] == models["3b"].manifest_digest
+    assert _installed_ok(dest, ["llama3.2:3b"])
+    assert not _install(dest, "llama3.2:3b", source)["changed"]
+
+
+def test_https_with_an_unknown_ca_fails(https_repo, populated):
+    url, _ca_file, _root, _models = https_repo
+    source = transfer.make_source(url, timeout=10)
+    _assert_fails_unchanged(
+        populated,
+        lambda: _install(populated, "llama3.2:3b", source),
+        transfer.SourceError,
+        "CERTIFICATE_VERIFY_FAILED",
+        "check src, ca_file and the server",
+    )
+    insecure = transfer.make_source(url, timeout=10, validate_certs=False)
+    assert _install(populated, "llama3.2:3b", insecure)["changed"]  # digests are still checked
+
+
+def test_https_corrupt_blob_and_missing_model(https_repo, populated):
+    url, ca_file, root, models = https_repo
+    source = transfer.make_source(url, ca_file=ca_file, timeout=10)
+    _assert_fails_unchanged(
+        populated, lambda: _install(populated, "nothere:1", source), transfer.SourceError, "answered HTTP 404"
+    )
+    gen.flip_bit(models["3b"].blob_path(root, 0), 7)
+    digest = models["3b"].layers[0]["digest"]
+    _assert_fails_unchanged(
+        populated,
+        lambda: _install(populated, "llama3.2:3b", source),
+        _ollama.BlobError,
+        f"blob {digest} ({url}blobs/{digest.replace(':', '-')}): digest mismatch: expected {digest}",
+    )
+
+
+def test_only_https_urls_are_accepted():
+    with pytest.raises(transfer.SourceError, match="neither a local directory nor an https:// URL"):
+        transfer.make_source("http://127.0.0.1/models/")
+    with pytest.raises(transfer.SourceError, match="neither a local directory nor an https:// URL"):
+        transfer.make_source("ftp://127.0.0.1/models/")
+
+
+# ------------------------------------------------------------------------------------------ export
+
+
+def test_export_writes_store_layout_and_models_json_and_is_idempotent(src, tmp_path):
+    root, models = src
+    out = str(tmp_path / "export")
+    store = _ollama.Store(root)
+    check = transfer.export_models(store, ["llama3.2:3b", "llama3.2:1b"], out, check_mode=True)
+    assert check["changed"]
+    assert not os.path.exists(out)
+    result = transfer.export_models(store, ["llama3.2:3b", "llama3.2:1b"], out)
+    assert result["changed"]
+    expected = set(models["3b"].digests) | set(models["1b"].digests)
+    assert sorted(result["blobs_copied"]) == sorted(expected)
+    assert sorted(os.listdir(os.path.join(out, "blobs"))) == sorted(d.replace(":", "-") for d in expected)
+    with open(os.path.join(out, "models.json")) as handle:
+        document = json.load(handle)
+    assert [m["name"] for m in document["models"]] == ["llama3.2:3b", "llama3.2:1b"]
+    assert document["models"][0]["manifest_digest"] == models["3b"].manifest_digest
+    assert re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$", document["exported_at"])
+    before = gen.snapshot(out)
+    again = transfer.export_models(store, ["llama3.2:3b", "llama3.2:1b"], out)
+    assert not again["changed"]
+    assert again["bytes_hashed"] == 0
+    assert gen.snapshot(out) == before
+    # The export is itself a valid source for ollama_model.
+    installed = str(tmp_path / "installed")
+    _install(installed, "llama3.2:1b", out)
+    assert _installed_ok(installed, ["llama3.2:1b"])
+    # Narrowing the export removes what is no longer part of it.
+    narrowed = transfer.export_models(store, ["llama3.2:1b"], out)
+    assert narrowed["manifests_removed"] == ["llama3.2:3b"]
+    assert sorted(narrowed["blobs_removed"]) == sorted(set(models["3b"].digests) - set(models["1b"].digests))
+
+
+def test_export_of_a_corrupt_source_fails_and_dest_is_unchanged(src, tmp_path):
+    root, models = src
+    out = str(tmp_path / "export")
+    store = _ollama.Store(root)
+    transfer.export_models(store, ["team/other:v2"], out)
+    gen.flip_bit(models["3b"].blob_path(root, 0), 0)
+    _assert_fails_unchanged(
+        out,
+        lambda: transfer.export_models(store, ["team/other:v2", "llama3.2:3b"], out),
+        _ollama.BlobError,
+        "model llama3.2:3b",
+        "digest mismatch",
+    )
+
+
+def test_export_refuses_a_foreign_non_empty_destination(src, tmp_path):
+    root, _models = src
+    out = tmp_path / "somewhere"
+    out.mkdir()
+    (out / "precious.txt").write_text("keep me")
+    _assert_fails_unchanged(
+        str(out),
+        lambda: transfer.export_models(_ollama.Store(root), None, str(out)),
+        _ollama.StoreError,
+        "is not empty and holds no models.json",
+    )
+
+
+def test_export_of_an_unknown_model(src, tmp_path):
+    root, _models = src
+    with pytest.raises(transfer.SourceError, match="model nothere:latest: not in store"):
+        transfer.export_models(_ollama.Store(root), ["nothere"], str(tmp_path / "out"))
