@@ -1,0 +1,165 @@
+# Copyright (c) 2025, airgap.llm contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The three modules end to end through `ansible localhost -m airgap.llm.<module>`."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+from ansible_collections.airgap.llm.tests import ollama_store as gen
+
+COLLECTIONS = os.path.abspath(
+    os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", ".build", "collections")
+)
+
+
+def ansible(module, args, *flags):
+    """Run one module on localhost; returns (ok, result dict)."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "ANSIBLE_COLLECTIONS_PATH": COLLECTIONS,
+            "ANSIBLE_STDOUT_CALLBACK": "minimal",
+            "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
+            "ANSIBLE_NOCOLOR": "1",
+            "ANSIBLE_FORCE_COLOR": "0",
+            "ANSIBLE_PYTHON_INTERPRETER": "auto_silent",
+            "ANSIBLE_LOCALHOST_WARNING": "0",
+        }
+    )
+    command = ["ansible", "localhost", "-m", f"airgap.llm.{module}", "-a", json.dumps(args), *flags]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300, check=False)
+    output = done.stdout
+    assert "Traceback" not in output + done.stderr, output + done.stderr
+    head, _, body = output.partition(" => ")
+    assert body, output + done.stderr
+    result = json.loads(body[: body.rindex("}") + 1])
+    return ("SUCCESS" in head or "CHANGED" in head), result
+
+
+@pytest.fixture
+def src(tmp_path):
+    root = str(tmp_path / "src")
+    os.makedirs(root)
+    return root, {
+        "3b": gen.add_model(root, "llama3.2:3b", model_size=100000),
+        "other": gen.add_model(root, "team/other:v2", model_size=2000),
+    }
+
+
+def test_ollama_model_check_real_check_real_and_absent(src, tmp_path):
+    root, models = src
+    store = str(tmp_path / "store")
+    args = {"name": "llama3.2:3b", "path": store, "src": root, "owner": "65534", "group": "65534"}
+    ok, first = ansible("ollama_model", args, "--check", "--diff")
+    assert ok
+    assert first["changed"]
+    assert not os.path.exists(store)
+    ok, second = ansible("ollama_model", args, "--diff")
+    assert ok
+    assert second["changed"]
+    assert second["manifest_digest"] == models["3b"].manifest_digest
+    assert second["blobs_copied"] == first["blobs_copied"]
+    ok, third = ansible("ollama_model", args, "--check")
+    assert ok
+    assert not third["changed"]
+    ok, fourth = ansible("ollama_model", args)
+    assert ok
+    assert not fourth["changed"]
+    assert fourth["bytes_hashed"] == 0
+    ok, verified = ansible("ollama_verify", {"path": store, "mode": "full"})
+    assert ok
+    assert verified["problems"] == []
+    assert verified["bytes_hashed"] == second["bytes_copied"]
+    absent = {"name": "llama3.2:3b", "path": store, "state": "absent"}
+    ok, removing = ansible("ollama_model", absent, "--check")
+    assert ok
+    assert removing["changed"]
+    ok, removed = ansible("ollama_model", absent)
+    assert ok
+    assert removed["changed"]
+    assert sorted(removed["blobs_removed"]) == sorted(models["3b"].digests)
+    ok, again = ansible("ollama_model", absent)
+    assert ok
+    assert not again["changed"]
+
+
+def test_ollama_model_bad_source_fails_with_a_message_and_no_change(src, tmp_path):
+    root, models = src
+    store = str(tmp_path / "store")
+    ok, _ = ansible("ollama_model", {"name": "team/other:v2", "path": store, "src": root})
+    assert ok
+    before = gen.snapshot(store)
+    gen.flip_bit(models["3b"].blob_path(root, 0), 10)
+    ok, result = ansible("ollama_model", {"name": "llama3.2:3b", "path": store, "src": root})
+    assert not ok
+    digest = models["3b"].layers[0]["digest"]
+    assert f"model llama3.2:3b: blob {digest}" in result["msg"]
+    assert f"digest mismatch: expected {digest}, actual sha256:" in result["msg"]
+    assert "What to do:" in result["msg"]
+    assert gen.snapshot(store) == before
+    ok, result = ansible("ollama_model", {"name": "../../etc:passwd", "path": store, "src": root})
+    assert not ok
+    assert "invalid model name '../../etc:passwd'" in result["msg"]
+    assert gen.snapshot(store) == before
+
+
+def test_ollama_verify_fails_naming_model_blob_expected_actual(src):
+    root, models = src
+    gen.truncate(models["other"].blob_path(root, 0), 5)
+    gen.write_blob(root, [b"orphan"])
+    ok, result = ansible("ollama_verify", {"path": root, "jobs": 2})
+    assert not ok
+    digest = models["other"].layers[0]["digest"]
+    assert f"model team/other:v2 blob {digest}" in result["msg"]
+    assert "size: expected 2000 bytes, actual 1995 bytes" in result["msg"]
+    assert "orphan" not in result["msg"]  # reported, not failing
+    assert sorted(p["kind"] for p in result["problems"]) == ["orphan", "size"]
+    ok, result = ansible("ollama_verify", {"path": root, "models": ["llama3.2:3b"], "orphans": "fail"})
+    assert not ok
+    assert "orphan: expected referenced by a manifest" in result["msg"]
+    ok, result = ansible("ollama_verify", {"path": root, "models": ["llama3.2:3b"], "orphans": "ignore"})
+    assert ok
+    assert result["problems"] == []
+
+
+def test_ollama_verify_fast_after_full_reads_nothing(src):
+    root, _models = src
+    ok, full = ansible("ollama_verify", {"path": root, "mode": "full"})
+    assert ok
+    assert full["bytes_hashed"] > 0
+    ok, fast = ansible("ollama_verify", {"path": root, "mode": "fast"})
+    assert ok
+    assert fast["bytes_hashed"] == 0
+    ok, result = ansible("ollama_verify", {"path": os.path.join(root, "nope")})
+    assert not ok
+    assert "does not exist" in result["msg"]
+
+
+def test_ollama_export_check_real_check_real(src, tmp_path):
+    root, models = src
+    dest = str(tmp_path / "export")
+    args = {"path": root, "models": ["llama3.2:3b"], "dest": dest}
+    ok, first = ansible("ollama_export", args, "--check")
+    assert ok
+    assert first["changed"]
+    assert not os.path.exists(dest)
+    ok, second = ansible("ollama_export", args)
+    assert ok
+    assert second["changed"]
+    assert sorted(second["blobs_copied"]) == sorted(models["3b"].digests)
+    ok, third = ansible("ollama_export", args, "--check")
+    assert ok
+    assert not third["changed"]
+    ok, fourth = ansible("ollama_export", args)
+    assert ok
+    assert not fourth["changed"]
+    shutil.rmtree(os.path.join(root, "blobs"))
+    ok, broken = ansible("ollama_export", {"path": root, "models": ["team/other:v2"], "dest": dest})
+    assert not ok
+    assert "cannot open source blob" in broken["msg"]
