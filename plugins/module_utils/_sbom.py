@@ -53,12 +53,14 @@ def build_sbom(
     bom = Bom()
     bom.serial_number = uuid.uuid5(uuid.NAMESPACE_URL, f"airgap.llm:bundle:{channel}:{version}")
     bom.metadata.timestamp = created
-    bom.metadata.component = Component(
+    root = Component(
         name=f"airgap-llm-bundle-{channel}",
         version=str(version),
         type=ComponentType.DATA,
         bom_ref="bundle",
     )
+    bom.metadata.component = root
+    top: List[Any] = []
     for art in artifacts:
         subs: List[Any] = []
         for path in art["files"]:
@@ -78,19 +80,20 @@ def build_sbom(
         hashes = []
         if len(art["files"]) == 1:
             hashes.append(HashType(alg=HashAlgorithm.SHA_256, content=files[art["files"][0]]["sha256"]))
-        bom.components.add(
-            Component(
-                name=art["name"],
-                version=art["version"],
-                type=_component_type(art["kind"], ComponentType),
-                bom_ref="artifact:{}@{}".format(art["name"], art["version"]),
-                licenses=licenses,
-                hashes=hashes,
-                properties=[
-                    Property(name="airgap.llm:kind", value=art["kind"]),
-                    Property(name="airgap.llm:source", value=art["source"]),
-                ],
-                components=subs,
-            )
+        component = Component(
+            name=art["name"],
+            version=art["version"],
+            type=_component_type(art["kind"], ComponentType),
+            bom_ref="artifact:{}@{}".format(art["name"], art["version"]),
+            licenses=licenses,
+            hashes=hashes,
+            properties=[
+                Property(name="airgap.llm:kind", value=art["kind"]),
+                Property(name="airgap.llm:source", value=art["source"]),
+            ],
+            components=subs,
         )
+        bom.components.add(component)
+        top.append(component)
+    bom.register_dependency(root, top)
     return (JsonV1Dot6(bom).output_as_string(indent=1) + "\n").encode("utf-8")

@@ -1,0 +1,469 @@
+# Copyright: airgap.llm contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Build a signed bundle tarball from a spec (low side).
+
+Steps: validate the spec; load the signing keys (fail early on a wrong passphrase); resolve every
+artifact (downloads through :mod:`_fetch` into a digest-named cache, local files and directories,
+models from an Ollama store through :mod:`_ollama`); leave out what a high-side inventory already
+holds; stream every file into the tar, hashing it once on the way; add the SBOM, ``bundle.json``
+and one signature per key; fsync, rename; write ``<name>.tar.sha256`` (and the chunk list) last.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import glob
+import hashlib
+import os
+import re
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from ansible_collections.airgap.llm.plugins.module_utils import _ollama
+from ansible_collections.airgap.llm.plugins.module_utils._bundle import (
+    MANIFEST,
+    SBOM,
+    SIG_DIR,
+    ArtifactSpec,
+    BundleError,
+    PlannedFile,
+    Spec,
+    TarWriter,
+    bundle_basename,
+    dumps_manifest,
+    format_time,
+    load_inventory,
+    make_manifest,
+    regular_size,
+    walk_directory,
+)
+from ansible_collections.airgap.llm.plugins.module_utils._digest import atomic_write, is_sha256_hex
+from ansible_collections.airgap.llm.plugins.module_utils._fetch import (
+    FetchError,
+    FetchOptions,
+    fetch,
+    fetch_bytes,
+    parse_checksums,
+)
+from ansible_collections.airgap.llm.plugins.module_utils._sbom import SbomError, build_sbom
+from ansible_collections.airgap.llm.plugins.module_utils._sign import SignError, load_private_key, sign
+from ansible_collections.airgap.llm.plugins.module_utils._stream import ChunkedSink, StreamError
+
+STORE_LOCK_TIMEOUT = 60.0
+
+
+class BuildOptions:
+    def __init__(
+        self,
+        *,
+        dest: str,
+        base_dir: str,
+        cache_dir: str,
+        signing_keys: Sequence[Dict[str, Any]],
+        fetch_options: FetchOptions,
+        inventory: Optional[str] = None,
+        chunk_size: Optional[int] = None,
+        force: bool = False,
+    ) -> None:
+        self.dest = dest
+        self.base_dir = base_dir
+        self.cache_dir = cache_dir
+        self.signing_keys = list(signing_keys)
+        self.fetch_options = fetch_options
+        self.inventory = inventory
+        self.chunk_size = chunk_size
+        self.force = force
+
+
+def outputs(dest: str, basename: str) -> Dict[str, str]:
+    tar = os.path.join(dest, basename + ".tar")
+    return {"tar": tar, "sha256": tar + ".sha256", "chunks": tar + ".chunks.sha256"}
+
+
+def existing_versions(dest: str, channel: str) -> List[int]:
+    found = []
+    pattern = re.compile(r"^airgap-llm-" + re.escape(channel) + r"-(\d+)\.tar\.sha256$")
+    for path in glob.glob(os.path.join(glob.escape(dest), "airgap-llm-*.tar.sha256")):
+        match = pattern.match(os.path.basename(path))
+        if match:
+            found.append(int(match.group(1)))
+    return sorted(found)
+
+
+def read_outer(path: str) -> str:
+    with open(path, encoding="ascii") as handle:
+        digest = handle.read().split(None, 1)[0]
+    if not is_sha256_hex(digest):
+        raise BundleError(f"{path} does not start with a sha256 digest")
+    return digest
+
+
+# ---------------------------------------------------------------------------------------------
+# Resolving artifacts into planned files
+
+
+def _resolve_path(base_dir: str, path: str) -> str:
+    return path if os.path.isabs(path) else os.path.normpath(os.path.join(base_dir, path))
+
+
+def _pinned_digest(art: ArtifactSpec, options: BuildOptions) -> str:
+    """The sha256 the download must have: the pin, or upstream's checksum file (they must agree)."""
+    listed = None
+    if art.checksums_url:
+        try:
+            raw = fetch_bytes(art.checksums_url, options.fetch_options)
+        except FetchError as exc:
+            raise BundleError(f"artifact {art.name} {art.version}: {exc}") from None
+        if art.checksums_sha256:
+            actual = hashlib.sha256(raw).hexdigest()
+            if actual != art.checksums_sha256:
+                raise BundleError(
+                    f"artifact {art.name} {art.version}: {art.checksums_url} has sha256 {actual}, "
+                    f"pinned {art.checksums_sha256}; the checksum file changed upstream"
+                )
+        try:
+            listed = parse_checksums(raw.decode("utf-8", "replace"), art.filename or "", art.checksums_url)
+        except FetchError as exc:
+            raise BundleError(f"artifact {art.name} {art.version}: {exc}") from None
+    if art.sha256 and listed and art.sha256 != listed:
+        raise BundleError(
+            f"artifact {art.name} {art.version}: pinned sha256 {art.sha256} but {art.checksums_url} "
+            f"lists {listed}; find out which is right before building"
+        )
+    digest = art.sha256 or listed
+    if digest is None:
+        raise BundleError(f"artifact {art.name} {art.version}: no sha256 to check the download against")
+    return digest
+
+
+def _download(art: ArtifactSpec, options: BuildOptions) -> PlannedFile:
+    url, filename = art.url or "", art.filename or ""
+    digest = _pinned_digest(art, options)
+    cache = os.path.join(options.cache_dir, "sha256")
+    os.makedirs(cache, 0o755, exist_ok=True)
+    cached = os.path.join(cache, digest)
+    if not os.path.isfile(cached):
+        try:
+            fetch(url, cached, digest, options=options.fetch_options)
+        except FetchError as exc:
+            raise BundleError(f"artifact {art.name} {art.version}: {exc}") from None
+    return PlannedFile(
+        f"artifacts/{art.kind}/{art.name}/{art.version}/{filename}",
+        cached,
+        size=regular_size(cached, f"artifact {art.name} {art.version}"),
+        sha256=digest,
+        kind=art.kind,
+        name=art.name,
+        version=art.version,
+        source=url,
+        license=art.license,
+    )
+
+
+def _local(art: ArtifactSpec, options: BuildOptions) -> List[PlannedFile]:
+    where = f"artifact {art.name} {art.version}"
+    root = _resolve_path(options.base_dir, art.path or "")
+    prefix = f"artifacts/{art.kind}/{art.name}/{art.version}/"
+    if os.path.isdir(root):
+        if art.sha256:
+            raise BundleError(f"{where}: sha256 pins a single file, but {root} is a directory")
+        entries = walk_directory(root, where)
+    else:
+        entries = [(art.filename or os.path.basename(root), root, regular_size(root, where))]
+    return [
+        PlannedFile(
+            prefix + rel,
+            src,
+            size=size,
+            sha256=art.sha256,
+            kind=art.kind,
+            name=art.name,
+            version=art.version,
+            source="file://" + src,
+            license=art.license,
+        )
+        for rel, src, size in entries
+    ]
+
+
+def _model(
+    art: ArtifactSpec, store_path: Optional[str], base_dir: str
+) -> Tuple[List[PlannedFile], bytes, str]:
+    """Files of one model: its blobs (src in the store) and its manifest (bytes, returned apart)."""
+    where = f"model {art.model}"
+    if not store_path:
+        raise BundleError(
+            f"{where}: no Ollama store given (ollama_store in the spec or store on the artifact)"
+        )
+    try:
+        name = _ollama.ModelName.parse(art.model)
+        store = _ollama.Store(_resolve_path(base_dir, store_path))
+        store.check_layout()
+        manifest = store.read_manifest(name)
+    except _ollama.OllamaError as exc:
+        raise BundleError(f"{where}: {exc}") from None
+    if manifest is None:
+        raise BundleError(f"{where}: not in store {store.given}; pull it on the low side first")
+    source = f"ollama://{name.fullname}"
+    files = []
+    for layer in manifest.blobs:
+        path = store.blob_path(layer.digest)
+        size = regular_size(path, where)
+        if size != layer.size:
+            raise BundleError(
+                f"{where}: blob {layer.digest} is {size} bytes, the manifest says {layer.size}; "
+                "the store is damaged: run airgap.llm.ollama_verify and pull the model again"
+            )
+        files.append(
+            PlannedFile(
+                "models/blobs/" + layer.blob_name,
+                path,
+                size=size,
+                sha256=layer.hex,
+                kind="model",
+                name=art.name,
+                version=art.version,
+                source=source,
+                license=art.license,
+            )
+        )
+    return files, manifest.raw, "models/" + name.relpath
+
+
+# ---------------------------------------------------------------------------------------------
+# Build
+
+
+class Plan:
+    def __init__(self) -> None:
+        self.files: List[PlannedFile] = []
+        self.by_path: Dict[str, PlannedFile] = {}
+        self.memory: Dict[str, bytes] = {}
+        self.artifacts: List[Dict[str, Any]] = []
+
+    def add(self, planned: PlannedFile, data: Optional[bytes] = None) -> None:
+        known = self.by_path.get(planned.path)
+        if known is not None:
+            if planned.kind == "model" and known.sha256 == planned.sha256:
+                return  # a blob shared by two models travels once
+            raise BundleError(f"two artifacts want the bundle path {planned.path}")
+        self.by_path[planned.path] = planned
+        self.files.append(planned)
+        if data is not None:
+            self.memory[planned.path] = data
+
+
+def plan_spec(spec: Spec, options: BuildOptions) -> Plan:
+    plan = Plan()
+    for art in spec.artifacts:
+        entry: Dict[str, Any] = {
+            "name": art.name,
+            "version": art.version,
+            "kind": art.kind,
+            "license": art.license,
+        }
+        if art.kind == "model":
+            files, raw, manifest_path = _model(art, art.store or spec.ollama_store, options.base_dir)
+            manifest_file = PlannedFile(
+                manifest_path,
+                None,
+                size=len(raw),
+                sha256=hashlib.sha256(raw).hexdigest(),
+                kind="model",
+                name=art.name,
+                version=art.version,
+                source=files[0].source if files else "ollama",
+                license=art.license,
+            )
+            for planned in files:
+                plan.add(planned)
+            plan.add(manifest_file, raw)
+            entry.update(
+                source=manifest_file.source,
+                model=art.model,
+                manifest_digest="sha256:" + manifest_file.sha256,
+                files=[manifest_path] + [f.path for f in files],
+            )
+        elif art.url:
+            planned = _download(art, options)
+            plan.add(planned)
+            entry.update(source=planned.source, files=[planned.path])
+        else:
+            local = _local(art, options)
+            for planned in local:
+                plan.add(planned)
+            entry.update(
+                source="file://" + _resolve_path(options.base_dir, art.path or ""),
+                files=[f.path for f in local],
+            )
+        plan.artifacts.append(entry)
+    return plan
+
+
+def _apply_inventory(plan: Plan, path: str) -> Dict[str, Any]:
+    blobs, inventory_digest = load_inventory(path)
+    omitted = 0
+    omitted_bytes = 0
+    for planned in plan.files:
+        if planned.sha256 is not None and blobs.get(planned.sha256) == planned.size:
+            planned.omitted = True
+            omitted += 1
+            omitted_bytes += planned.size
+    return {"inventory_sha256": inventory_digest, "omitted_files": omitted, "omitted_bytes": omitted_bytes}
+
+
+def describe(spec: Spec) -> List[Dict[str, Any]]:
+    return [{"name": a.name, "version": a.version, "kind": a.kind} for a in spec.artifacts]
+
+
+def build(raw_spec: Any, options: BuildOptions, check_mode: bool = False) -> Dict[str, Any]:
+    """Build (or, in check mode, describe) the bundle. Returns the module result fields."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    spec = Spec(raw_spec, now)
+    basename = bundle_basename(spec.channel, spec.version)
+    paths = outputs(options.dest, basename)
+    result: Dict[str, Any] = {
+        "changed": False,
+        "channel": spec.channel,
+        "version": spec.version,
+        "bundle": paths["tar"],
+        "sha256_file": paths["sha256"],
+        "artifacts": describe(spec),
+    }
+    if os.path.exists(paths["sha256"]) and not options.force:
+        result.update(_describe_existing(paths))
+        return result
+    newer = [v for v in existing_versions(options.dest, spec.channel) if v > spec.version]
+    if newer:
+        raise BundleError(
+            f"{options.dest} already holds bundle version {max(newer)} of channel {spec.channel}; "
+            f"version {spec.version} would be refused as a rollback on the high side. Raise version."
+        )
+    if not options.signing_keys:
+        raise BundleError("at least one signing key is needed")
+    result["changed"] = True
+    if check_mode:
+        return result
+    keys = []
+    for index, key in enumerate(options.signing_keys):
+        try:
+            keys.append(load_private_key(key["path"], key.get("passphrase")))
+        except SignError as exc:
+            raise BundleError(f"signing_keys[{index}]: {exc}") from None
+    os.makedirs(options.dest, 0o755, exist_ok=True)
+    plan = plan_spec(spec, options)
+    differential = _apply_inventory(plan, options.inventory) if options.inventory else None
+    _remove_outputs(paths)
+    sink = ChunkedSink(paths["tar"], options.chunk_size)
+    try:
+        writer = TarWriter(sink, int(spec.created.timestamp()))
+        for planned in plan.files:
+            if planned.omitted:
+                continue
+            if planned.path in plan.memory:
+                planned.sha256 = writer.add_bytes(planned.path, plan.memory[planned.path])
+            else:
+                planned.sha256 = writer.add_file(
+                    planned.path, planned.src or "", planned.size, planned.sha256
+                )
+        files_by_path = {f.path: f.as_dict() for f in plan.files}
+        try:
+            sbom = build_sbom(spec.channel, spec.version, spec.created, plan.artifacts, files_by_path)
+        except SbomError as exc:
+            raise BundleError(str(exc)) from None
+        sbom_file = PlannedFile(
+            SBOM,
+            None,
+            size=len(sbom),
+            sha256=writer.add_bytes(SBOM, sbom),
+            kind="sbom",
+            name="sbom",
+            version=str(spec.version),
+            source="generated",
+            license=None,
+        )
+        plan.files.append(sbom_file)
+        artifacts = [
+            *plan.artifacts,
+            {
+                "name": "sbom",
+                "version": str(spec.version),
+                "kind": "sbom",
+                "license": None,
+                "source": "generated",
+                "files": [SBOM],
+            },
+        ]
+        manifest = dumps_manifest(
+            make_manifest(
+                channel=spec.channel,
+                version=spec.version,
+                created=spec.created,
+                expires=spec.expires,
+                files=plan.files,
+                artifacts=artifacts,
+                differential=differential,
+            )
+        )
+        writer.add_bytes(MANIFEST, manifest)
+        key_ids = []
+        for key in keys:
+            kid, signature = sign(key, manifest)
+            if kid in key_ids:
+                raise BundleError(f"signing key {kid} is listed twice")
+            key_ids.append(kid)
+            writer.add_bytes(f"{SIG_DIR}{kid}.sig", signature)
+        writer.finish()
+        digest, parts = sink.commit()
+    except (BundleError, StreamError, OSError) as exc:
+        sink.abort()
+        if isinstance(exc, BundleError):
+            raise
+        raise BundleError(f"writing the bundle to {options.dest} failed: {exc}") from None
+    except BaseException:
+        sink.abort()
+        raise
+    name = os.path.basename(paths["tar"])
+    if options.chunk_size is not None:
+        lines = "".join(f"{h}  {os.path.basename(p)}\n" for p, h, _s in parts)
+        atomic_write(paths["chunks"], lines.encode("ascii"))
+    atomic_write(paths["sha256"], f"{digest}  {name}\n".encode("ascii"))
+    result.update(
+        sha256=digest,
+        size=sink.size,
+        chunks=[{"path": p, "sha256": h, "size": s} for p, h, s in parts] if options.chunk_size else [],
+        key_ids=key_ids,
+        files=len(plan.files),
+        omitted_files=differential["omitted_files"] if differential else 0,
+        omitted_bytes=differential["omitted_bytes"] if differential else 0,
+        bytes_hashed=writer.bytes_hashed,
+        created=format_time(spec.created),
+        expires=format_time(spec.expires),
+    )
+    return result
+
+
+def _remove_outputs(paths: Dict[str, str]) -> None:
+    """A forced rebuild: remove the previous tarball, its chunks and digest files first."""
+    for path in [
+        paths["sha256"],
+        paths["chunks"],
+        paths["tar"],
+        *glob.glob(glob.escape(paths["tar"]) + ".part*"),
+    ]:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+
+
+def _describe_existing(paths: Dict[str, str]) -> Dict[str, Any]:
+    info: Dict[str, Any] = {"sha256": read_outer(paths["sha256"]), "chunks": []}
+    if os.path.exists(paths["chunks"]):
+        with open(paths["chunks"], encoding="ascii") as handle:
+            for line in handle:
+                digest, name = line.split(None, 1)
+                path = os.path.join(os.path.dirname(paths["tar"]), name.strip())
+                info["chunks"].append({"path": path, "sha256": digest, "size": os.path.getsize(path)})
+        info["size"] = sum(c["size"] for c in info["chunks"])
+    else:
+        info["size"] = os.path.getsize(paths["tar"])
+    return info

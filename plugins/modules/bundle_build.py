@@ -1,0 +1,311 @@
+#!/usr/bin/python
+# Copyright: airgap.llm contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: bundle_build
+short_description: Build a signed transfer bundle from a bundle spec (low side)
+version_added: 0.1.0
+description:
+  - Collects every artifact of O(spec) (downloads with pinned digests, local files and directories,
+    models from an Ollama store), and writes the uncompressed tarball
+    O(dest)C(/airgap-llm-<channel>-<version>.tar) holding the artifacts, a CycloneDX SBOM
+    (C(sbom.cdx.json)), C(bundle.json) (format version, channel, version, created and expires
+    times, every file with path, sha256, size, kind, name, version, source, license) and one
+    detached Ed25519 signature per signing key (C(signatures/<key id>.sig)).
+  - Every byte is read once. Each file is hashed while it is written into the tar, and the tar
+    stream (and each chunk) is hashed in a second thread over the same bytes. A file whose digest
+    differs from its pin fails the task and leaves no output.
+  - Writes C(<tarball>.sha256) last (compare it out of band on the high side) and, with
+    O(chunk_size), the chunks C(<tarball>.part0000)... and C(<tarball>.chunks.sha256) instead of
+    the tarball.
+  - With O(inventory) (from M(airgap.llm.repo_inventory) on the high side), files whose digest and
+    size the high-side repository already holds are listed with C(omitted=true) and not shipped.
+  - Downloads go through the collection's one HTTP client; proxies from the environment are ignored.
+  - Idempotent: when the C(.sha256) of this channel and version exists in O(dest), nothing is done
+    unless O(force). A version lower than one already built in O(dest) is refused.
+requirements:
+  - cryptography
+  - cyclonedx-python-lib (low side only)
+author:
+  - airgap.llm maintainers
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details: Validates the spec and reports whether the bundle would be built; downloads nothing.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+options:
+  spec:
+    description:
+      - The bundle spec. Keys C(channel) (default V(stable)), C(version) (positive integer, higher
+        for every bundle), C(expires) (UTC time like V(2026-12-31T00:00:00Z)) or C(expires_days)
+        (default 30), C(ollama_store) (for models), and C(artifacts), a list of mappings with
+        C(name), C(version), C(kind) (V(file), V(ollama), V(model), V(container_image),
+        V(wheelhouse), V(deb), V(step), V(gpu_driver)) and either C(url) with C(sha256) and/or
+        C(checksums_url) (an upstream C(sha256sum.txt), optionally pinned by C(checksums_sha256)),
+        or C(path) (a file, or a directory of files), or for models C(model) (default
+        C(<name>:<version>)) and optional C(store). Optional C(filename) and C(license).
+    type: dict
+    required: true
+  base_dir:
+    description:
+      - Directory that relative C(path)s of the spec are resolved against.
+    type: path
+    required: true
+  dest:
+    description:
+      - Output directory for the tarball (or chunks) and digest files.
+    type: path
+    required: true
+  signing_keys:
+    description:
+      - Private keys that sign C(bundle.json), one signature each.
+    type: list
+    elements: dict
+    required: true
+    suboptions:
+      path:
+        description: Private key file (from M(airgap.llm.bundle_keygen)).
+        type: path
+        required: true
+      passphrase:
+        description: Its passphrase, from Ansible Vault.
+        type: str
+        required: true
+        no_log: true
+  cache_dir:
+    description:
+      - Download cache, files named by their SHA-256. Defaults to O(dest)C(/.cache).
+    type: path
+  inventory:
+    description:
+      - Inventory of the high-side repository; makes a differential bundle.
+    type: path
+  chunk_size:
+    description:
+      - Split the tarball into chunks of this many bytes (suffixes K, M, G allowed, binary).
+    type: str
+  force:
+    description:
+      - Rebuild even if this channel and version was built already.
+    type: bool
+    default: false
+  ca_file:
+    description:
+      - CA bundle to trust for HTTPS downloads (default the system store).
+    type: path
+  client_cert:
+    description:
+      - Client certificate for HTTPS downloads.
+    type: path
+  client_key:
+    description:
+      - Key of O(client_cert).
+    type: path
+  timeout:
+    description:
+      - Seconds to wait for a download connection or read.
+    type: float
+    default: 60
+seealso:
+  - module: airgap.llm.bundle_keygen
+  - module: airgap.llm.bundle_ingest
+  - module: airgap.llm.repo_inventory
+"""
+
+EXAMPLES = r"""
+- name: Build bundle 42 of the stable channel in 4 GiB chunks
+  airgap.llm.bundle_build:
+    spec:
+      channel: stable
+      version: 42
+      expires_days: 14
+      ollama_store: /var/lib/ollama/models
+      artifacts:
+        - name: ollama
+          version: 0.33.0
+          kind: ollama
+          url: https://github.com/ollama/ollama/releases/download/v0.33.0/ollama-linux-amd64.tar.zst
+          checksums_url: https://github.com/ollama/ollama/releases/download/v0.33.0/sha256sum.txt
+          license: MIT
+        - name: llama3.2
+          version: 3b
+          kind: model
+        - name: open-webui
+          version: 0.6.5
+          kind: wheelhouse
+          path: wheelhouse/open-webui
+    base_dir: /srv/bundles
+    dest: /srv/bundles/out
+    chunk_size: 4G
+    signing_keys:
+      - path: /etc/airgap-llm/keys/signer1.key
+        passphrase: "{{ vault_bundle_signer1_passphrase }}"
+"""
+
+RETURN = r"""
+bundle:
+  description: Path of the tarball (with O(chunk_size), the chunks carry this name plus C(.partNNNN)).
+  returned: always
+  type: str
+  sample: /srv/bundles/out/airgap-llm-stable-000042.tar
+sha256_file:
+  description: Path of the outer digest file.
+  returned: always
+  type: str
+sha256:
+  description: SHA-256 of the whole tarball: the value to give the high side out of band.
+  returned: when built or already present
+  type: str
+size:
+  description: Size of the tarball in bytes.
+  returned: when built or already present
+  type: int
+chunks:
+  description: The chunks (C(path), C(sha256), C(size)); empty without O(chunk_size).
+  returned: when built or already present
+  type: list
+  elements: dict
+channel:
+  description: Channel of the bundle.
+  returned: always
+  type: str
+version:
+  description: Version of the bundle.
+  returned: always
+  type: int
+artifacts:
+  description: The artifacts of the spec (C(name), C(version), C(kind)).
+  returned: always
+  type: list
+  elements: dict
+key_ids:
+  description: Ids of the keys that signed C(bundle.json).
+  returned: when built
+  type: list
+  elements: str
+files:
+  description: Number of files listed in C(bundle.json) (SBOM included).
+  returned: when built
+  type: int
+omitted_files:
+  description: Files left out because the high side holds them (differential bundle).
+  returned: when built
+  type: int
+omitted_bytes:
+  description: Bytes left out.
+  returned: when built
+  type: int
+bytes_hashed:
+  description: Bytes of artifact files read and hashed.
+  returned: when built
+  type: int
+created:
+  description: Creation time written to C(bundle.json).
+  returned: when built
+  type: str
+expires:
+  description: Expiry time written to C(bundle.json).
+  returned: when built
+  type: str
+"""
+
+import os  # noqa: E402 - after the documentation, as in every Ansible module
+import re  # noqa: E402
+import traceback  # noqa: E402
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib  # noqa: E402
+from ansible_collections.airgap.llm.plugins.module_utils._build import BuildOptions, build  # noqa: E402
+from ansible_collections.airgap.llm.plugins.module_utils._bundle import BundleError  # noqa: E402
+from ansible_collections.airgap.llm.plugins.module_utils._digest import DigestError  # noqa: E402
+from ansible_collections.airgap.llm.plugins.module_utils._fetch import FetchError, FetchOptions  # noqa: E402
+from ansible_collections.airgap.llm.plugins.module_utils._sign import (  # noqa: E402
+    CRYPTOGRAPHY_IMPORT_ERROR,
+    HAS_CRYPTOGRAPHY,
+)
+from ansible_collections.airgap.llm.plugins.module_utils._stream import StreamError  # noqa: E402
+
+_SIZE_RE = re.compile(r"^\s*(\d+)\s*([KMGT]?)i?B?\s*$", re.IGNORECASE)
+
+
+def parse_size(text: str) -> int:
+    match = _SIZE_RE.match(text or "")
+    if not match:
+        raise BundleError(f"chunk_size {text!r} is not a size like 4G, 700M or 1048576")
+    return int(match.group(1)) * 1024 ** " KMGT".index((match.group(2) or " ").upper())
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "spec": {"type": "dict", "required": True},
+            "base_dir": {"type": "path", "required": True},
+            "dest": {"type": "path", "required": True},
+            "signing_keys": {
+                "type": "list",
+                "elements": "dict",
+                "required": True,
+                "options": {
+                    "path": {"type": "path", "required": True},
+                    "passphrase": {"type": "str", "required": True, "no_log": True},
+                },
+            },
+            "cache_dir": {"type": "path"},
+            "inventory": {"type": "path"},
+            "chunk_size": {"type": "str"},
+            "force": {"type": "bool", "default": False},
+            "ca_file": {"type": "path"},
+            "client_cert": {"type": "path"},
+            "client_key": {"type": "path", "no_log": False},
+            "timeout": {"type": "float", "default": 60},
+        },
+        supports_check_mode=True,
+    )
+    if not HAS_CRYPTOGRAPHY:
+        module.fail_json(msg=missing_required_lib("cryptography"), exception=CRYPTOGRAPHY_IMPORT_ERROR)
+    params = module.params
+    try:
+        chunk_size = parse_size(params["chunk_size"]) if params["chunk_size"] else None
+        options = BuildOptions(
+            dest=params["dest"],
+            base_dir=params["base_dir"],
+            cache_dir=params["cache_dir"] or os.path.join(params["dest"], ".cache"),
+            signing_keys=params["signing_keys"],
+            fetch_options=FetchOptions(
+                ca_file=params["ca_file"],
+                client_cert=params["client_cert"],
+                client_key=params["client_key"],
+                timeout=params["timeout"],
+            ),
+            inventory=params["inventory"],
+            chunk_size=chunk_size,
+            force=params["force"],
+        )
+        result = build(params["spec"], options, check_mode=module.check_mode)
+    except (BundleError, FetchError, StreamError, DigestError) as exc:
+        module.fail_json(msg=str(exc), changed=False)
+    except OSError as exc:
+        module.fail_json(
+            msg=f"building the bundle in {params['dest']} failed: {exc}; fix the cause (space, "
+            "permissions) and run again",
+            changed=False,
+        )
+    except Exception as exc:  # pylint: disable=broad-exception-caught - never show a bare traceback
+        module.fail_json(
+            msg=f"bundle build: internal error {type(exc).__name__}: {exc}; please report it",
+            exception=traceback.format_exc(),
+            changed=False,
+        )
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

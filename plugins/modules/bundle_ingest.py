@@ -1,0 +1,272 @@
+#!/usr/bin/python
+# Copyright: airgap.llm contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: bundle_ingest
+short_description: Verify a transfer bundle and file it into the artifact repository (high side)
+version_added: 0.1.0
+description:
+  - Reads the bundle tarball O(src) (or its chunks, listed in O(src)C(.chunks.sha256)) once,
+    staging its members in the repository's C(tmp/) while hashing them, then checks, in this order,
+    and refuses the bundle at the first failure with a message that says what to do
+    1. the outer digest against O(sha256), the value given out of band (and C(.sha256) on the media);
+    2. every chunk against the chunk list, and the reassembled stream;
+    3. the Ed25519 signatures on C(bundle.json): at least O(threshold) valid signatures by distinct
+    O(trusted_keys), no invalid signature claiming a trusted key;
+    4. the bundle version is newer than the last one ingested for its channel (rollback and
+    replay are refused unless O(allow_rollback) with an O(override_reason), which is audited);
+    5. the bundle has not expired;
+    6. every file's SHA-256 and size (files a differential bundle left out must be in the
+    repository already);
+    7. safe extraction: no absolute paths, C(..), links, devices, directories, duplicate entries or
+    anything not listed in C(bundle.json).
+  - Then stores each file once in C(blobs/sha256/<hex>), keeps C(bundle.json), the signatures and
+    C(ingest.json) under C(bundles/<channel>/), writes a new C(states/<seq>/) with C(state.json)
+    and C(index.json) (logical names and versions), and switches the C(current) symlink with one
+    atomic rename.
+  - A refusal leaves the repository and C(current) exactly as they were, and appends a C(refused)
+    event to O(audit_log); an accepted bundle appends an C(accepted) event.
+  - Idempotent: a bundle whose digest is already the last one of its channel is not read again.
+requirements:
+  - cryptography
+author:
+  - airgap.llm maintainers
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details: Runs every check (reading the whole bundle) without writing to the repository or the audit log.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+options:
+  src:
+    description:
+      - Path of the bundle tarball as built (C(airgap-llm-<channel>-<version>.tar)). When it is
+        missing but O(src)C(.chunks.sha256) exists, the chunks listed there are read in order.
+    type: path
+    required: true
+  sha256:
+    description:
+      - The SHA-256 of the whole tarball, as received out of band (phone, paper, separate channel).
+    type: str
+    required: true
+  repository:
+    description:
+      - Root of the artifact repository; created on first use.
+    type: path
+    required: true
+  trusted_keys:
+    description:
+      - Pinned Ed25519 public keys (PEM text) of the bundle signers.
+    type: list
+    elements: str
+    required: true
+  threshold:
+    description:
+      - How many distinct trusted keys must have signed.
+    type: int
+    default: 1
+  audit_log:
+    description:
+      - Hash-chained audit log that receives one event per ingest attempt.
+    type: path
+    required: true
+  operator:
+    description:
+      - Who runs the ingest, for the audit log.
+    type: str
+    required: true
+  allow_rollback:
+    description:
+      - Accept a bundle whose version is not newer than the last one of its channel. Needs
+        O(override_reason); the override is recorded in the audit log and in C(ingest.json).
+    type: bool
+    default: false
+  override_reason:
+    description:
+      - Why the version check is overridden (for example a change ticket).
+    type: str
+  verify_reused:
+    description:
+      - Hash again the repository blobs that a differential bundle relies on, instead of trusting
+        their size.
+    type: bool
+    default: false
+  lock_timeout:
+    description:
+      - Seconds to wait for another ingest holding the repository lock.
+    type: float
+    default: 60
+seealso:
+  - module: airgap.llm.bundle_build
+  - module: airgap.llm.repo_inventory
+  - module: airgap.llm.audit_log
+"""
+
+EXAMPLES = r"""
+- name: Ingest bundle 42 (2 of 3 signers needed)
+  airgap.llm.bundle_ingest:
+    src: /media/usb/airgap-llm-stable-000042.tar
+    sha256: "{{ bundle_sha256 }}"
+    repository: /srv/airgap-llm/repo
+    trusted_keys:
+      - "{{ lookup('ansible.builtin.file', 'keys/signer1.pub') }}"
+      - "{{ lookup('ansible.builtin.file', 'keys/signer2.pub') }}"
+      - "{{ lookup('ansible.builtin.file', 'keys/signer3.pub') }}"
+    threshold: 2
+    audit_log: /var/log/airgap-llm/audit.jsonl
+    operator: alice
+"""
+
+RETURN = r"""
+bundle_sha256:
+  description: The outer digest of the bundle (O(sha256)).
+  returned: always
+  type: str
+repository:
+  description: Absolute path of the repository.
+  returned: always
+  type: str
+channel:
+  description: Channel of the bundle.
+  returned: success
+  type: str
+version:
+  description: Version of the bundle.
+  returned: success
+  type: int
+key_ids:
+  description: Ids of the trusted keys whose signatures verified.
+  returned: when the bundle was verified
+  type: list
+  elements: str
+files:
+  description: Number of files listed in C(bundle.json).
+  returned: when the bundle was verified
+  type: int
+artifacts:
+  description: The artifacts of the bundle (C(name), C(version), C(kind)).
+  returned: when the bundle was verified
+  type: list
+  elements: dict
+override:
+  description: Whether the version check passed only thanks to O(allow_rollback).
+  returned: when the bundle was verified
+  type: bool
+state:
+  description: Sequence number of the repository state that C(current) points to.
+  returned: success, not in check mode
+  type: int
+current:
+  description: Target of the C(current) symlink, relative to the repository.
+  returned: success, not in check mode
+  type: str
+  sample: states/000007
+stored_blobs:
+  description: Files newly stored in C(blobs/sha256/).
+  returned: when ingested
+  type: int
+reused_blobs:
+  description: Files the repository already held (deduplicated or left out of a differential bundle).
+  returned: when ingested
+  type: int
+stored_bytes:
+  description: Bytes newly stored.
+  returned: when ingested
+  type: int
+audit_hash:
+  description: Hash of the audit log entry written for this ingest.
+  returned: when ingested
+  type: str
+step:
+  description: The check that refused the bundle.
+  returned: failed
+  type: str
+  sample: signatures
+"""
+
+import traceback  # noqa: E402 - after the documentation, as in every Ansible module
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib  # noqa: E402
+from ansible_collections.airgap.llm.plugins.module_utils._audit import AuditError  # noqa: E402
+from ansible_collections.airgap.llm.plugins.module_utils._digest import DigestError  # noqa: E402
+from ansible_collections.airgap.llm.plugins.module_utils._ingest import (  # noqa: E402
+    IngestError,
+    IngestOptions,
+    Refused,
+    ingest,
+)
+from ansible_collections.airgap.llm.plugins.module_utils._repo import RepoError  # noqa: E402
+from ansible_collections.airgap.llm.plugins.module_utils._sign import (  # noqa: E402
+    CRYPTOGRAPHY_IMPORT_ERROR,
+    HAS_CRYPTOGRAPHY,
+)
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "src": {"type": "path", "required": True},
+            "sha256": {"type": "str", "required": True},
+            "repository": {"type": "path", "required": True},
+            "trusted_keys": {"type": "list", "elements": "str", "required": True, "no_log": False},
+            "threshold": {"type": "int", "default": 1},
+            "audit_log": {"type": "path", "required": True},
+            "operator": {"type": "str", "required": True},
+            "allow_rollback": {"type": "bool", "default": False},
+            "override_reason": {"type": "str"},
+            "verify_reused": {"type": "bool", "default": False},
+            "lock_timeout": {"type": "float", "default": 60},
+        },
+        required_if=[("allow_rollback", True, ("override_reason",))],
+        supports_check_mode=True,
+    )
+    if not HAS_CRYPTOGRAPHY:
+        module.fail_json(msg=missing_required_lib("cryptography"), exception=CRYPTOGRAPHY_IMPORT_ERROR)
+    params = module.params
+    base = {"bundle_sha256": params["sha256"], "repository": params["repository"]}
+    try:
+        options = IngestOptions(
+            src=params["src"],
+            sha256=params["sha256"].strip().lower(),
+            repository=params["repository"],
+            trusted_keys=params["trusted_keys"],
+            threshold=params["threshold"],
+            audit_log=params["audit_log"],
+            operator=params["operator"],
+            allow_rollback=params["allow_rollback"],
+            override_reason=params["override_reason"],
+            verify_reused=params["verify_reused"],
+            lock_timeout=params["lock_timeout"],
+        )
+        result = ingest(options, check_mode=module.check_mode)
+    except Refused as exc:
+        module.fail_json(msg=f"bundle {params['src']} {exc}", step=exc.step, changed=False, **base)
+    except (IngestError, RepoError, AuditError, DigestError) as exc:
+        module.fail_json(msg=f"ingest of {params['src']}: {exc}", changed=False, **base)
+    except OSError as exc:
+        module.fail_json(
+            msg=f"ingest of {params['src']} into {params['repository']}: {exc}; fix the cause (space, "
+            "permissions, media) and run again: the repository still serves its previous state",
+            changed=False,
+            **base,
+        )
+    except Exception as exc:  # pylint: disable=broad-exception-caught - never show a bare traceback
+        module.fail_json(
+            msg=f"ingest: internal error {type(exc).__name__}: {exc}; please report it",
+            exception=traceback.format_exc(),
+            changed=False,
+            **base,
+        )
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
