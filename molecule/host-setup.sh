@@ -9,7 +9,7 @@ set -euo pipefail
 
 packages=(
   podman netavark aardvark-dns crun conmon iptables catatonit fuse-overlayfs slirp4netns uidmap
-  debootstrap python3-venv python3-dev gcc git make zstd openssl coreutils
+  debootstrap systemd python3-venv python3-dev gcc git make zstd openssl coreutils
 )
 
 if [ "$(id -u)" -ne 0 ]; then
