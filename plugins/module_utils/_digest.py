@@ -282,6 +282,28 @@ def _write_all(fd: int, view: memoryview, dest_name: str) -> None:
         offset += written
 
 
+WRITEBACK_WINDOW = 32 * 1024 * 1024
+
+
+class _Writer:
+    """Write all of a buffer to a descriptor; optionally start writeback of what is written."""
+
+    def __init__(self, fd: int, name: str, start_writeback: bool) -> None:
+        self.fd = fd
+        self.name = name
+        self.start_writeback = start_writeback and hasattr(os, "posix_fadvise")
+        self.written = 0
+        self.flushed = 0
+
+    def __call__(self, view: memoryview) -> None:
+        _write_all(self.fd, view, self.name)
+        self.written += len(view)
+        if self.start_writeback and self.written - self.flushed >= WRITEBACK_WINDOW:
+            with contextlib.suppress(OSError):
+                os.posix_fadvise(self.fd, self.flushed, self.written - self.flushed, os.POSIX_FADV_DONTNEED)
+            self.flushed = self.written
+
+
 Readable = Union[int, BinaryIO]
 
 
@@ -317,6 +339,7 @@ def copy_and_hash(
     dest_name: str = "<destination>",
     chunk_size: int = CHUNK_SIZE,
     pipeline: bool = True,
+    start_writeback: bool = False,
 ) -> Tuple[str, int]:
     """Copy ``src`` to ``dest_fd`` and hash the same bytes in one read pass; return ``(hex, size)``.
 
@@ -330,7 +353,12 @@ def copy_and_hash(
     With ``pipeline`` the reading/hashing and the writing run in two threads over two buffers
     (``hashlib``, ``readv`` and ``write`` all release the GIL), so a copy costs about
     ``max(read + hash, write)`` instead of their sum.
+
+    With ``start_writeback`` the kernel is asked (``posix_fadvise(DONTNEED)`` on each written
+    32 MiB range) to start writing the copy to disk while the copy goes on, so that the caller's
+    final ``fsync`` waits only for the tail instead of the whole file.
     """
+    write = _Writer(dest_fd, dest_name, start_writeback)
     read = _reader(src)
     limit = expected_size + 1 if expected_size is not None else None
     digest = hashlib.sha256()
@@ -362,15 +390,14 @@ def copy_and_hash(
                 total += count
                 check_total()
                 digest.update(view[:count])
-                _write_all(dest_fd, view[:count], dest_name)
+                write(view[:count])
         finally:
             view.release()
     else:
         total = _pipelined_copy(
             next_chunk,
             digest,
-            dest_fd,
-            dest_name=dest_name,
+            write,
             chunk_size=chunk_size,
             expected_size=expected_size,
             src_name=src_name,
@@ -380,9 +407,7 @@ def copy_and_hash(
     return digest.hexdigest(), total
 
 
-def _pipelined_copy(
-    next_chunk, digest, dest_fd: int, *, dest_name, chunk_size, expected_size, src_name
-) -> int:
+def _pipelined_copy(next_chunk, digest, write, *, chunk_size, expected_size, src_name) -> int:
     """Reader/hasher in this thread, writer in a helper thread, two buffers handed back and forth."""
     buffers = [bytearray(chunk_size), bytearray(chunk_size)]
     lock = threading.Condition()
@@ -400,7 +425,7 @@ def _pipelined_copy(
                 return
             try:
                 with memoryview(buffers[index]) as view:
-                    _write_all(dest_fd, view[:count], dest_name)
+                    write(view[:count])
             except BaseException as exc:  # handed to the reader thread and re-raised there
                 with lock:
                     failure.append(exc)

@@ -218,3 +218,26 @@ def test_is_sha256_hex():
     assert not _digest.is_sha256_hex("A" * 64)
     assert not _digest.is_sha256_hex("a" * 63)
     assert not _digest.is_sha256_hex(None)
+
+
+@pytest.mark.parametrize("pipeline", [True, False])
+def test_copy_and_hash_with_early_writeback_copies_exactly(tmp_path, monkeypatch, pipeline):
+    monkeypatch.setattr(_digest, "WRITEBACK_WINDOW", 8192)
+    data = os.urandom(100000)
+    dest_path = str(tmp_path / "dest")
+    dest = os.open(dest_path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        result = _digest.copy_and_hash(
+            io.BytesIO(data),
+            dest,
+            expected_size=len(data),
+            chunk_size=4096,
+            pipeline=pipeline,
+            start_writeback=True,
+        )
+        os.fsync(dest)
+    finally:
+        os.close(dest)
+    assert result == (hashlib.sha256(data).hexdigest(), len(data))
+    with open(dest_path, "rb") as handle:
+        assert handle.read() == data
