@@ -25,18 +25,19 @@ export PY_COLORS := 0
 export NO_COLOR := 1
 
 
-.PHONY: test lint unit sanity molecule bench setup host venv collection image debs clean help
+.PHONY: test lint unit integration sanity molecule bench setup host venv collection image debs clean help
 
 help:
 	@echo "make test      lint, sanity, unit tests and every Molecule scenario"
 	@echo "make lint      ansible-lint (production profile) and ruff"
 	@echo "make sanity    ansible-test sanity on a copy under ansible_collections/airgap/llm"
 	@echo "make unit      pytest tests/unit"
+	@echo "make integration  end-to-end tests on this machine (bundle, ingest, attacks)"
 	@echo "make molecule  every Molecule scenario (SCENARIOS='a b' to choose)"
 	@echo "make bench     benchmarks against reference tools"
 	@echo "make clean     remove the virtualenv, build output and test containers"
 
-test: lint sanity unit molecule
+test: lint sanity unit integration molecule
 
 setup: host venv collection
 
@@ -88,6 +89,7 @@ lint: setup
 	ruff check .; \
 	ruff format --check .; \
 	ansible-lint; \
+	antsibull-changelog lint; \
 	echo "== lint passed in $$(( $$(date +%s) - start ))s"
 
 sanity: setup $(SANITY_VENV)/bin/.installed
@@ -103,6 +105,11 @@ unit: setup
 	@start=$$(date +%s); \
 	pytest -q -p no:cacheprovider tests/unit; \
 	echo "== unit passed in $$(( $$(date +%s) - start ))s"
+
+integration: setup
+	@start=$$(date +%s); \
+	pytest -q -p no:cacheprovider tests/integration; \
+	echo "== integration passed in $$(( $$(date +%s) - start ))s"
 
 molecule: setup debs
 	@for s in $(SCENARIOS); do \
