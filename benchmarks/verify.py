@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright (c) 2025, airgap.llm contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -104,7 +103,7 @@ def warm(paths: list) -> None:
 
 def timed(function, repeat: int) -> tuple:
     times = []
-    for _ in range(repeat):
+    for _run in range(repeat):
         start = time.perf_counter()
         function()
         times.append(time.perf_counter() - start)
@@ -195,7 +194,7 @@ def main() -> int:
 
         def timed_fresh(label, function):
             times = []
-            for _ in range(args.repeat):
+            for _run in range(args.repeat):
                 clean()
                 start = time.perf_counter()
                 function()

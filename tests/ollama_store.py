@@ -31,7 +31,7 @@ OLLAMA = "application/vnd.ollama.image."
 
 def split_name(name: str) -> Tuple[str, str, str, str]:
     """Ollama's defaults: host registry.ollama.ai, namespace library, tag latest."""
-    rest, _, tag = name.rpartition(":") if ":" in name.rsplit("/", 1)[-1] else (name, "", "latest")
+    rest, _sep, tag = name.rpartition(":") if ":" in name.rsplit("/", 1)[-1] else (name, "", "latest")
     parts = rest.split("/")
     host, namespace = "registry.ollama.ai", "library"
     if len(parts) == 3:

@@ -22,7 +22,7 @@ description:
     that this export no longer contains are removed, so O(dest) holds exactly O(models).
   - O(dest)C(/.airgap-llm/) holds local state (lock, verification record); bundles should leave it out.
 author:
-  - airgap.llm maintainers
+  - airgap.llm maintainers (@airgap-llm)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
@@ -176,7 +176,8 @@ def main() -> None:
             changed=False,
             **empty,
         )
-    except Exception as exc:  # pylint: disable=broad-exception-caught - never show a bare traceback
+    # Never a bare traceback: anything unexpected still ends in fail_json.
+    except Exception as exc:  # pylint: disable=broad-exception-caught
         module.fail_json(
             msg=f"export to {params['dest']}: internal error {type(exc).__name__}: {exc}; please report it",
             exception=traceback.format_exc(),

@@ -30,7 +30,7 @@ description:
   - Runs under the store's exclusive lock (C(.airgap-llm/lock)); a second run waits up to
     O(lock_timeout) seconds.
 author:
-  - airgap.llm maintainers
+  - airgap.llm maintainers (@airgap-llm)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
@@ -302,7 +302,8 @@ def main() -> None:
             changed=False,
             **empty,
         )
-    except Exception as exc:  # pylint: disable=broad-exception-caught - never show a bare traceback
+    # Never a bare traceback: anything unexpected still ends in fail_json.
+    except Exception as exc:  # pylint: disable=broad-exception-caught
         module.fail_json(
             msg=f"model {params['name']}: internal error {type(exc).__name__}: {exc}; please report it",
             exception=traceback.format_exc(),

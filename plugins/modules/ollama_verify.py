@@ -23,7 +23,7 @@ description:
     blob, expected and actual value, and what to do.
   - Takes the store lock shared, so it waits for a running M(airgap.llm.ollama_model).
 author:
-  - airgap.llm maintainers
+  - airgap.llm maintainers (@airgap-llm)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:

@@ -467,7 +467,7 @@ def test_absent_keeps_blobs_other_models_use(src, dest):
     assert _installed_ok(dest, ["llama3.2:1b"])
     assert not transfer.remove_model(_ollama.Store(dest), "llama3.2:3b")["changed"]
     transfer.remove_model(_ollama.Store(dest), "llama3.2:1b")
-    assert [n for n in os.listdir(os.path.join(dest, "blobs"))] == []
+    assert os.listdir(os.path.join(dest, "blobs")) == []
     assert os.listdir(os.path.join(dest, "manifests")) == []
 
 

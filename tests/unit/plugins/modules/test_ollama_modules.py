@@ -36,7 +36,7 @@ def ansible(module, args, *flags):
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300, check=False)
     output = done.stdout
     assert "Traceback" not in output + done.stderr, output + done.stderr
-    head, _, body = output.partition(" => ")
+    head, _sep, body = output.partition(" => ")
     assert body, output + done.stderr
     result = json.loads(body[: body.rindex("}") + 1])
     return ("SUCCESS" in head or "CHANGED" in head), result
@@ -92,7 +92,7 @@ def test_ollama_model_check_real_check_real_and_absent(src, tmp_path):
 def test_ollama_model_bad_source_fails_with_a_message_and_no_change(src, tmp_path):
     root, models = src
     store = str(tmp_path / "store")
-    ok, _ = ansible("ollama_model", {"name": "team/other:v2", "path": store, "src": root})
+    ok, _result = ansible("ollama_model", {"name": "team/other:v2", "path": store, "src": root})
     assert ok
     before = gen.snapshot(store)
     gen.flip_bit(models["3b"].blob_path(root, 0), 10)
