@@ -65,7 +65,7 @@ def _check_entry(entry: Any, lineno: int, prev: str) -> Optional[str]:
         fields = ", ".join(sorted(entry))
         return f"line {lineno} has fields {fields}, expected {', '.join(_FIELDS)}"
     if entry["seq"] != lineno:
-        return "line {} has seq {!r}, expected {}".format(lineno, entry["seq"], lineno)
+        return f"line {lineno} has seq {entry['seq']!r}, expected {lineno}"
     if entry["prev"] != prev:
         return "line {}: prev is {} but the entry before hashes to {}".format(lineno, entry["prev"], prev)
     actual = entry_hash(entry)

@@ -355,8 +355,8 @@ def build(raw_spec: Any, options: BuildOptions, check_mode: bool = False) -> Dic
     differential = _apply_inventory(plan, options.inventory) if options.inventory else None
     _remove_outputs(paths)
     sink = ChunkedSink(paths["tar"], options.chunk_size)
+    writer = TarWriter(sink, int(spec.created.timestamp()))
     try:
-        writer = TarWriter(sink, int(spec.created.timestamp()))
         for planned in plan.files:
             if planned.omitted:
                 continue
@@ -416,13 +416,16 @@ def build(raw_spec: Any, options: BuildOptions, check_mode: bool = False) -> Dic
         writer.finish()
         digest, parts = sink.commit()
     except (BundleError, StreamError, OSError) as exc:
+        writer.close()
         sink.abort()
         if isinstance(exc, BundleError):
             raise
         raise BundleError(f"writing the bundle to {options.dest} failed: {exc}") from None
     except BaseException:
+        writer.close()
         sink.abort()
         raise
+    writer.close()
     name = os.path.basename(paths["tar"])
     if options.chunk_size is not None:
         lines = "".join(f"{h}  {os.path.basename(p)}\n" for p, h, _s in parts)

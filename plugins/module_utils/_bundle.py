@@ -23,7 +23,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ansible_collections.airgap.llm.plugins.module_utils._digest import is_sha256_hex
 from ansible_collections.airgap.llm.plugins.module_utils._extract import unsafe_name
-from ansible_collections.airgap.llm.plugins.module_utils._stream import BLOCK, ChunkedSink
+from ansible_collections.airgap.llm.plugins.module_utils._stream import BLOCK, BackgroundHasher, ChunkedSink
 
 FORMAT = "airgap.llm.bundle"
 FORMAT_VERSION = 1
@@ -374,6 +374,12 @@ class TarWriter:
         self.sink = sink
         self.mtime = mtime
         self.bytes_hashed = 0
+        # Member digests run in their own thread, the tar stream digest in the sink's: the thread
+        # that moves the bytes only reads and writes.
+        self._content = BackgroundHasher()
+
+    def close(self) -> None:
+        self._content.close()
 
     def _header(self, path: str, size: int) -> None:
         info = tarfile.TarInfo(path)
@@ -412,13 +418,14 @@ class TarWriter:
                     raise BundleError(f"cannot read {src}: {exc}") from None
                 if not data:
                     raise BundleError(f"{src} shrank while being bundled (expected {size} bytes)")
-                digest.update(data)
+                self._content.feed(data, (digest,))
                 self.sink.write(data)
                 left -= len(data)
             if handle.read(1):
                 raise BundleError(f"{src} grew while being bundled (expected {size} bytes)")
         self._pad(size)
         self.bytes_hashed += size
+        self._content.flush()
         actual = digest.hexdigest()
         if expected is not None and actual != expected:
             raise BundleError(

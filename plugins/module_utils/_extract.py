@@ -18,7 +18,7 @@ import os
 import tarfile
 from typing import Callable, Dict, List, Optional
 
-from ansible_collections.airgap.llm.plugins.module_utils._stream import PartsSource
+from ansible_collections.airgap.llm.plugins.module_utils._stream import BackgroundHasher, PartsSource
 
 BLOCKSIZE = 512
 MAX_PAX = 1 << 20
@@ -114,19 +114,21 @@ def _skip(source: PartsSource, size: int) -> None:
         left -= len(view)
 
 
-def _copy(source: PartsSource, size: int, fd: Optional[int]) -> str:
+def _copy(source: PartsSource, size: int, fd: Optional[int], hasher: BackgroundHasher) -> str:
+    """Copy one member to ``fd``; its digest runs in ``hasher``'s thread while this one writes."""
     digest = hashlib.sha256()
     left = size
     while left:
         view = source.read(min(left, source.block))
         if not len(view):
             raise ArchiveError("archive ends inside an entry (truncated)")
-        digest.update(view)
+        hasher.feed(view, (digest,))
         if fd is not None:
             written = 0
             while written < len(view):
                 written += os.write(fd, view[written:])
         left -= len(view)
+    hasher.flush()
     return digest.hexdigest()
 
 
@@ -146,6 +148,7 @@ def scan(
     pax: Dict[str, str] = {}
     long_name: Optional[str] = None
     counter = 0
+    hasher = BackgroundHasher()
     try:
         while True:
             header = source.read_exact(BLOCKSIZE)
@@ -223,7 +226,7 @@ def scan(
                 tmp_path = os.path.join(stage_dir, f"{counter:06d}")
                 fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
             try:
-                digest = _copy(source, size, fd)
+                digest = _copy(source, size, fd, hasher)
             finally:
                 if fd is not None:
                     os.close(fd)
@@ -231,5 +234,7 @@ def scan(
             _skip(source, _padding(size))
     except ArchiveError as exc:
         result.archive_error = str(exc)
+    finally:
+        hasher.close()
     source.drain()
     return result

@@ -11,23 +11,32 @@ TLS: ``ca_file`` pins the trust anchors (the system store otherwise), ``client_c
 ``client_key`` authenticate the client. Proxies from the environment are ignored: air-gapped
 sites must not leak requests to whatever ``https_proxy`` says.
 
-The request is built by :func:`_open`, which takes a start offset, so that resuming with an HTTP
-``Range`` request only needs the partial file's prefix hashed first and ``offset`` passed on.
+Resume: given ``partial`` (a fixed name beside the destination, normally derived from the expected
+digest so that a partial download of another version is never continued), :func:`fetch` keeps the
+bytes received when a transfer breaks (connection dropped, timeout, killed process) and the next
+call asks only for the rest with ``Range: bytes=<offset>-``. The prefix already on disk is read and
+hashed once, the rest is hashed as it arrives (one pass over every byte). A server that ignores the
+range (``200``), answers ``416`` or a ``Content-Range`` that does not start at the offset makes the
+transfer start over; a complete file whose digest does not match is deleted, never resumed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
 import ssl
+import stat
 import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 from ansible_collections.airgap.llm.plugins.module_utils._digest import (
+    DestinationWriteError,
     DigestError,
+    SizeMismatchError,
     copy_and_hash,
     fsync_dir,
     is_sha256_hex,
@@ -39,6 +48,28 @@ DEFAULT_TIMEOUT = 60.0
 
 class FetchError(Exception):
     """A download failed or its content did not match the pin; ``str()`` says what to do."""
+
+
+class DigestMismatchError(FetchError):
+    """The whole file arrived but its SHA-256 (or size) is not the pinned one."""
+
+    def __init__(self, message: str, expected: str, actual: str, size: int) -> None:
+        super().__init__(message)
+        self.expected = expected
+        self.actual = actual
+        self.size = size
+
+
+class TransferInterrupted(FetchError):
+    """The transfer broke off; ``kept`` bytes stay in the partial file for the next attempt."""
+
+    def __init__(self, message: str, kept: int) -> None:
+        super().__init__(message)
+        self.kept = kept
+
+
+class _RangeNotSatisfiable(FetchError):
+    """The server answered 416 to a Range request: the partial file cannot be continued."""
 
 
 class FetchOptions:
@@ -87,6 +118,9 @@ def _open(url: str, options: FetchOptions, offset: int = 0) -> Any:
     try:
         return opener.open(request, timeout=options.timeout)
     except urllib.error.HTTPError as exc:
+        exc.close()
+        if exc.code == 416 and offset:
+            raise _RangeNotSatisfiable(f"{url}: HTTP 416 for bytes {offset}-") from None
         raise FetchError(f"{url}: HTTP {exc.code} {exc.reason}") from None
     except urllib.error.URLError as exc:
         raise FetchError(f"{url}: cannot connect: {exc.reason}") from None
@@ -109,16 +143,31 @@ def fetch(
     options: Optional[FetchOptions] = None,
     size: Optional[int] = None,
     mode: int = 0o644,
+    partial: Optional[str] = None,
+    uid: int = -1,
+    gid: int = -1,
 ) -> Dict[str, Any]:
     """Download ``url`` to ``dest``; the content must hash to ``sha256`` (and be ``size`` bytes).
 
-    Returns ``sha256``, ``size``. Raises :class:`FetchError` naming the URL, expected and actual
-    values on any mismatch or transport error; ``dest`` is then untouched.
+    Returns ``sha256``, ``size``, ``transferred`` (bytes received now) and ``resumed_from`` (bytes
+    that were already in ``partial``). Raises :class:`FetchError` naming the URL, expected and
+    actual values on any mismatch or transport error; ``dest`` is then untouched.
+
+    Without ``partial`` a failed download leaves nothing behind. With ``partial`` (a path in the
+    directory of ``dest``) an interrupted transfer keeps its bytes there
+    (:class:`TransferInterrupted`) and the next call resumes it with a Range request. The file
+    is given ``mode`` and, unless -1, ``uid``/``gid`` before it is renamed into place.
     """
     if not is_sha256_hex(sha256):
         raise FetchError(f"{url}: the pinned sha256 must be 64 lower-case hex digits, got {sha256!r}")
     options = options or FetchOptions()
     directory = os.path.dirname(os.path.abspath(dest))
+    if partial is not None:
+        if os.path.dirname(os.path.abspath(partial)) != directory:
+            raise FetchError(f"{partial}: the partial file must be in the directory of {dest}")
+        return _Resumable(
+            url, dest, sha256, options=options, size=size, mode=mode, partial=partial, uid=uid, gid=gid
+        ).run()
     response = _open(url, options)
     expected = size if size is not None else _content_length(response)
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(dest)}.", suffix=".part", dir=directory)
@@ -129,6 +178,8 @@ def fetch(
                     response, fd, expected_size=expected, src_name=url, dest_name=tmp
                 )
             os.fchmod(fd, mode)
+            if uid != -1 or gid != -1:
+                os.fchown(fd, uid, gid)
             os.fsync(fd)
         except DigestError as exc:
             raise FetchError(f"download failed: {exc}") from None
@@ -147,7 +198,203 @@ def fetch(
             os.unlink(tmp)
         raise
     fsync_dir(directory)
-    return {"sha256": actual, "size": count}
+    return {"sha256": actual, "size": count, "transferred": count, "resumed_from": 0}
+
+
+def _content_range(response: Any) -> Optional[Tuple[int, Optional[int]]]:
+    """``(first byte, total or None)`` of a ``Content-Range: bytes a-b/total`` header."""
+    value = response.headers.get("Content-Range") or ""
+    unit, _, spec = value.strip().partition(" ")
+    span, _, total = spec.partition("/")
+    first, _, _last = span.partition("-")
+    if unit != "bytes" or not first.isdigit():
+        return None
+    return int(first), int(total) if total.isdigit() else None
+
+
+class _ResumeReader:
+    """Feed ``copy_and_hash`` the partial file's prefix, then the response, appending the latter.
+
+    ``copy_and_hash`` hashes everything this reader yields, so the digest covers the prefix read
+    back from disk and the remainder as it arrives: every byte is read and hashed once. The new
+    bytes are appended to the partial file here (the copy's own destination is ``/dev/null``).
+    """
+
+    def __init__(self, prefix_fd: int, prefix_len: int, response: Any, sink_fd: int, sink_name: str) -> None:
+        self.prefix_fd = prefix_fd
+        self.prefix_left = prefix_len
+        self.response = response
+        self.sink_fd = sink_fd
+        self.sink_name = sink_name
+        self.received = 0
+
+    def readinto(self, buf: Any) -> int:
+        if self.prefix_left:
+            view = memoryview(buf)[: min(len(buf), self.prefix_left)]
+            try:
+                count = os.readv(self.prefix_fd, [view])
+            finally:
+                view.release()
+            if not count:
+                raise DestinationWriteError(self.sink_name, "the partial file shrank while it was read back")
+            self.prefix_left -= count
+            return count
+        if self.response is None:
+            return 0
+        count = self.response.readinto(buf) or 0
+        if count:
+            with memoryview(buf) as whole, whole[:count] as view:
+                done = 0
+                while done < count:
+                    try:
+                        done += os.write(self.sink_fd, view[done:])
+                    except OSError as exc:
+                        reason = exc.strerror or str(exc)
+                        raise DestinationWriteError(self.sink_name, reason, exc.errno) from None
+            self.received += count
+        return count
+
+
+class _Resumable:
+    """One resumable download into a fixed partial file (see :func:`fetch`)."""
+
+    def __init__(
+        self,
+        url: str,
+        dest: str,
+        sha256: str,
+        *,
+        options: FetchOptions,
+        size: Optional[int],
+        mode: int,
+        partial: str,
+        uid: int,
+        gid: int,
+    ) -> None:
+        self.url = url
+        self.dest = dest
+        self.sha256 = sha256
+        self.options = options
+        self.size = size
+        self.mode = mode
+        self.partial = partial
+        self.uid = uid
+        self.gid = gid
+        self.directory = os.path.dirname(os.path.abspath(dest))
+
+    def _open_partial(self) -> int:
+        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
+        try:
+            fd = os.open(self.partial, flags, 0o600)
+        except OSError as exc:
+            raise FetchError(f"cannot open the partial file {self.partial}: {exc.strerror}") from None
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            os.close(fd)
+            raise FetchError(f"{self.partial} is not a regular file; remove it and run again")
+        return fd
+
+    def _request(self, offset: int) -> Tuple[Any, int, Optional[int]]:
+        """Open the URL from ``offset`` (0 = whole file); return (response, offset used, total)."""
+        if offset:
+            try:
+                response = _open(self.url, self.options, offset)
+            except _RangeNotSatisfiable:
+                response = None
+            if response is not None:
+                span = _content_range(response) if response.status == 206 else None
+                if span is not None and span[0] == offset:
+                    total = self.size if self.size is not None else span[1]
+                    return response, offset, total
+                response.close()
+        response = _open(self.url, self.options)
+        return response, 0, self.size if self.size is not None else _content_length(response)
+
+    def run(self) -> Dict[str, Any]:
+        fd = self._open_partial()
+        try:
+            result = self._transfer(fd)
+            os.fchmod(fd, self.mode)
+            if self.uid != -1 or self.gid != -1:
+                os.fchown(fd, self.uid, self.gid)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(self.partial, self.dest)
+        fsync_dir(self.directory)
+        return result
+
+    def _transfer(self, fd: int) -> Dict[str, Any]:
+        have = os.fstat(fd).st_size
+        if self.size is not None and have > self.size:
+            have = 0
+        if self.size is not None and have == self.size:
+            response, offset, total = None, have, self.size
+        else:
+            response, offset, total = self._request(have)
+        if offset == 0:
+            os.ftruncate(fd, 0)
+        os.lseek(fd, offset, os.SEEK_SET)
+        reader = None
+        try:
+            with contextlib.ExitStack() as stack:
+                if response is not None:
+                    stack.enter_context(response)
+                if offset == 0:
+                    actual, count = copy_and_hash(
+                        response, fd, expected_size=total, src_name=self.url, dest_name=self.partial
+                    )
+                    received = count
+                else:
+                    prefix_fd = os.open(self.partial, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+                    stack.callback(os.close, prefix_fd)
+                    null_fd = os.open(os.devnull, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0))
+                    stack.callback(os.close, null_fd)
+                    reader = _ResumeReader(prefix_fd, offset, response, fd, self.partial)
+                    actual, count = copy_and_hash(
+                        reader, null_fd, expected_size=total, src_name=self.url, dest_name=self.partial
+                    )
+                    received = reader.received
+        except SizeMismatchError as exc:
+            if exc.more:
+                self._discard(fd)
+                raise FetchError(
+                    f"{self.url}: the server sent more than the {exc.expected} bytes expected; the partial "
+                    "file was removed. Check the pinned size and the repository copy."
+                ) from None
+            self._interrupted(fd, f"the connection ended after {exc.actual} of {exc.expected} bytes")
+        except DestinationWriteError as exc:
+            self._interrupted(fd, str(exc))
+        except DigestError as exc:
+            self._interrupted(fd, str(exc))
+        except (OSError, http.client.HTTPException) as exc:
+            self._interrupted(fd, str(exc) or type(exc).__name__)
+        if actual != self.sha256:
+            self._discard(fd)
+            raise DigestMismatchError(
+                f"{self.url}: sha256 mismatch: expected {self.sha256}, got {actual} ({count} bytes); the "
+                f"download was discarded and {self.dest} was left as it was. The repository copy is corrupt "
+                "or does not match the pin: re-ingest the artifact or check the pinned digest.",
+                self.sha256,
+                actual,
+                count,
+            )
+        return {"sha256": actual, "size": count, "transferred": received, "resumed_from": offset}
+
+    def _discard(self, fd: int) -> None:
+        os.ftruncate(fd, 0)
+        with contextlib.suppress(OSError):
+            os.unlink(self.partial)
+
+    def _interrupted(self, fd: int, reason: str) -> None:
+        with contextlib.suppress(OSError):
+            os.fsync(fd)
+        kept = os.fstat(fd).st_size
+        raise TransferInterrupted(
+            f"{self.url}: transfer interrupted ({reason}); {kept} bytes are kept in {self.partial}. Run the "
+            f"task again to resume; {self.dest} was left as it was.",
+            kept,
+        )
 
 
 def fetch_bytes(url: str, options: Optional[FetchOptions] = None, limit: int = 1 << 20) -> bytes:

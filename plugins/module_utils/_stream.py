@@ -41,21 +41,29 @@ class BackgroundHasher:
     def _run(self) -> None:
         while True:
             item = self._queue.get()
-            if item is None:
-                return
-            data, targets = item
-            if self._error is not None:
-                continue
             try:
-                for target in targets:
-                    target.update(data)
-            except BaseException as exc:
+                if item is None:
+                    return
+                data, targets = item
+                if self._error is None:
+                    for target in targets:
+                        target.update(data)
+            # Re-raised in flush() and close().
+            except BaseException as exc:  # pylint: disable=broad-exception-caught
                 self._error = exc
+            finally:
+                self._queue.task_done()
 
     def feed(self, data: Any, targets: Sequence[Any]) -> None:
         """Queue ``data`` (bytes or a view on bytes that nobody changes) for every target."""
         if targets and len(data):
             self._queue.put((data, tuple(targets)))
+
+    def flush(self) -> None:
+        """Wait until everything fed so far has been hashed."""
+        self._queue.join()
+        if self._error is not None:
+            raise StreamError(f"hashing failed: {self._error}")
 
     def close(self) -> None:
         self._queue.put(None)
@@ -75,8 +83,10 @@ class PartsSource:
         self.parts = list(parts)
         self.block = block
         self.whole = hashlib.sha256()
-        self.part_hashes = [hashlib.sha256() for _ in self.parts]
-        self.part_sizes = [0 for _ in self.parts]
+        self._single = len(self.parts) == 1
+        # One part: its digest is the whole digest, hashed once.
+        self.part_hashes = [self.whole] if self._single else [hashlib.sha256() for _part in self.parts]
+        self.part_sizes = [0] * len(self.parts)
         self.offset = 0
         self._hasher = BackgroundHasher()
         self._index = -1
@@ -99,7 +109,8 @@ class PartsSource:
             except OSError as exc:
                 raise StreamError(f"cannot read {self.parts[self._index]}: {exc}") from None
             if data:
-                self._hasher.feed(data, (self.whole, self.part_hashes[self._index]))
+                targets = (self.whole,) if self._single else (self.whole, self.part_hashes[self._index])
+                self._hasher.feed(data, targets)
                 self.part_sizes[self._index] += len(data)
                 self._view = memoryview(data)
                 return True
@@ -172,7 +183,8 @@ class ChunkedSink:
         tmp = os.path.join(os.path.dirname(final) or ".", f".{os.path.basename(final)}.tmp-{os.getpid()}")
         self._fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
         self._tmp.append((tmp, final))
-        self.chunks.append((final, hashlib.sha256(), 0))
+        # Without chunking the one file's digest is the whole digest, hashed once.
+        self.chunks.append((final, self.whole if self.chunk_size is None else hashlib.sha256(), 0))
         self._room = self.chunk_size if self.chunk_size is not None else -1
 
     def write(self, data: Any) -> None:
@@ -183,7 +195,7 @@ class ChunkedSink:
                 self._open_next()
             piece = view if self._room < 0 else view[: self._room]
             final, digest, size = self.chunks[-1]
-            self._hasher.feed(piece, (self.whole, digest))
+            self._hasher.feed(piece, (self.whole,) if self.chunk_size is None else (self.whole, digest))
             written = 0
             while written < len(piece):
                 written += os.write(self._fd, piece[written:])  # type: ignore[arg-type]

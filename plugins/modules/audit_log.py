@@ -19,7 +19,7 @@ description:
     breaks (changed, removed, reordered or truncated lines).
   - C(airgap.llm.bundle_ingest) writes its own events (accepted and refused bundles) to the same log.
 author:
-  - airgap.llm maintainers
+  - airgap.llm maintainers (@airgap-llm)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
@@ -176,7 +176,7 @@ def main() -> None:
             "outcome": {"type": "str"},
             "operator": {"type": "str"},
             "bundle_sha256": {"type": "str"},
-            "key_ids": {"type": "list", "elements": "str", "default": []},
+            "key_ids": {"type": "list", "elements": "str", "default": [], "no_log": False},
             "detail": {"type": "str"},
         },
         supports_check_mode=True,
@@ -185,7 +185,8 @@ def main() -> None:
         result = _run(module)
     except AuditError as exc:
         module.fail_json(msg=str(exc), changed=False)
-    except Exception as exc:  # pylint: disable=broad-exception-caught - never show a bare traceback
+    # Never show a bare traceback.
+    except Exception as exc:  # pylint: disable=broad-exception-caught
         module.fail_json(
             msg=f"audit log {module.params['path']}: internal error {type(exc).__name__}: {exc}",
             exception=traceback.format_exc(),

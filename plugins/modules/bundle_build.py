@@ -25,13 +25,13 @@ description:
   - With O(inventory) (from M(airgap.llm.repo_inventory) on the high side), files whose digest and
     size the high-side repository already holds are listed with C(omitted=true) and not shipped.
   - Downloads go through the collection's one HTTP client; proxies from the environment are ignored.
-  - Idempotent: when the C(.sha256) of this channel and version exists in O(dest), nothing is done
+  - Idempotent. When the C(.sha256) of this channel and version exists in O(dest), nothing is done
     unless O(force). A version lower than one already built in O(dest) is refused.
 requirements:
   - cryptography
   - cyclonedx-python-lib (low side only)
 author:
-  - airgap.llm maintainers
+  - airgap.llm maintainers (@airgap-llm)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
@@ -80,7 +80,6 @@ options:
         description: Its passphrase, from Ansible Vault.
         type: str
         required: true
-        no_log: true
   cache_dir:
     description:
       - Download cache, files named by their SHA-256. Defaults to O(dest)C(/.cache).
@@ -162,7 +161,7 @@ sha256_file:
   returned: always
   type: str
 sha256:
-  description: SHA-256 of the whole tarball: the value to give the high side out of band.
+  description: SHA-256 of the whole tarball, the value to give the high side out of band.
   returned: when built or already present
   type: str
 size:
@@ -253,6 +252,7 @@ def main() -> None:
                 "type": "list",
                 "elements": "dict",
                 "required": True,
+                "no_log": False,
                 "options": {
                     "path": {"type": "path", "required": True},
                     "passphrase": {"type": "str", "required": True, "no_log": True},
@@ -298,7 +298,8 @@ def main() -> None:
             "permissions) and run again",
             changed=False,
         )
-    except Exception as exc:  # pylint: disable=broad-exception-caught - never show a bare traceback
+    # Never show a bare traceback.
+    except Exception as exc:  # pylint: disable=broad-exception-caught
         module.fail_json(
             msg=f"bundle build: internal error {type(exc).__name__}: {exc}; please report it",
             exception=traceback.format_exc(),

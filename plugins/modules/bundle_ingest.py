@@ -11,30 +11,33 @@ short_description: Verify a transfer bundle and file it into the artifact reposi
 version_added: 0.1.0
 description:
   - Reads the bundle tarball O(src) (or its chunks, listed in O(src)C(.chunks.sha256)) once,
-    staging its members in the repository's C(tmp/) while hashing them, then checks, in this order,
-    and refuses the bundle at the first failure with a message that says what to do
-    1. the outer digest against O(sha256), the value given out of band (and C(.sha256) on the media);
-    2. every chunk against the chunk list, and the reassembled stream;
-    3. the Ed25519 signatures on C(bundle.json): at least O(threshold) valid signatures by distinct
-    O(trusted_keys), no invalid signature claiming a trusted key;
-    4. the bundle version is newer than the last one ingested for its channel (rollback and
-    replay are refused unless O(allow_rollback) with an O(override_reason), which is audited);
-    5. the bundle has not expired;
-    6. every file's SHA-256 and size (files a differential bundle left out must be in the
-    repository already);
-    7. safe extraction: no absolute paths, C(..), links, devices, directories, duplicate entries or
-    anything not listed in C(bundle.json).
+    staging its members in the repository's C(tmp/) while hashing them. Then runs the checks below
+    in this order and refuses the bundle at the first failure, with a message that says what to do.
+  - Check 1, outer digest. The whole tarball against O(sha256), the value given out of band (and
+    the C(.sha256) file on the media against O(sha256)).
+  - Check 2, chunks. Every chunk listed is present and matches its digest, and the reassembled
+    stream matches O(sha256).
+  - Check 3, signatures. At least O(threshold) valid Ed25519 signatures on C(bundle.json) by
+    distinct O(trusted_keys), and no invalid signature claiming a trusted key.
+  - Check 4, version. The bundle version is newer than the last one ingested for its channel.
+    Rollback and replay are refused unless O(allow_rollback) with an O(override_reason), which is
+    audited.
+  - Check 5, expiry. The bundle has not expired.
+  - Check 6, artifact digests. Every file's SHA-256 and size (files a differential bundle left out
+    must be in the repository already).
+  - Check 7, extraction. No absolute paths, C(..), links, devices, directories, duplicate entries
+    or anything not listed in C(bundle.json).
   - Then stores each file once in C(blobs/sha256/<hex>), keeps C(bundle.json), the signatures and
     C(ingest.json) under C(bundles/<channel>/), writes a new C(states/<seq>/) with C(state.json)
     and C(index.json) (logical names and versions), and switches the C(current) symlink with one
     atomic rename.
   - A refusal leaves the repository and C(current) exactly as they were, and appends a C(refused)
     event to O(audit_log); an accepted bundle appends an C(accepted) event.
-  - Idempotent: a bundle whose digest is already the last one of its channel is not read again.
+  - Idempotent. A bundle whose digest is already the last one of its channel is not read again.
 requirements:
   - cryptography
 author:
-  - airgap.llm maintainers
+  - airgap.llm maintainers (@airgap-llm)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
@@ -258,7 +261,8 @@ def main() -> None:
             changed=False,
             **base,
         )
-    except Exception as exc:  # pylint: disable=broad-exception-caught - never show a bare traceback
+    # Never show a bare traceback.
+    except Exception as exc:  # pylint: disable=broad-exception-caught
         module.fail_json(
             msg=f"ingest: internal error {type(exc).__name__}: {exc}; please report it",
             exception=traceback.format_exc(),

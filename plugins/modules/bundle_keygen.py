@@ -12,7 +12,7 @@ version_added: 0.1.0
 description:
   - Generates an Ed25519 private key, encrypted with O(passphrase) (PKCS#8, the best encryption
     C(cryptography) offers), written with mode C(0600), and its public key in PEM.
-  - Idempotent: an existing private key is kept (and must open with O(passphrase)); the public key
+  - Idempotent. An existing private key is kept (and must open with O(passphrase)); the public key
     file is rewritten only when it does not match.
   - The key id (first 16 hex digits of the SHA-256 of the raw public key) names the signature file
     in every bundle signed with the key; pin the public key on the high side (C(trusted_keys) of
@@ -20,7 +20,7 @@ description:
 requirements:
   - cryptography
 author:
-  - airgap.llm maintainers
+  - airgap.llm maintainers (@airgap-llm)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
@@ -124,7 +124,8 @@ def main() -> None:
         module.fail_json(msg=str(exc), changed=False)
     except OSError as exc:
         module.fail_json(msg=f"cannot write the key pair {params['path']}: {exc}", changed=False)
-    except Exception as exc:  # pylint: disable=broad-exception-caught - never show a bare traceback
+    # Never show a bare traceback.
+    except Exception as exc:  # pylint: disable=broad-exception-caught
         module.fail_json(
             msg=f"key pair {params['path']}: internal error {type(exc).__name__}: {exc}",
             exception=traceback.format_exc(),

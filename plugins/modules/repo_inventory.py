@@ -10,14 +10,14 @@ module: repo_inventory
 short_description: Export the digests an artifact repository holds, for differential bundles
 version_added: 0.1.0
 description:
-  - Lists every blob of the repository (C(blobs/sha256/<hex>) and its size, nothing else: no
+  - Lists every blob of the repository (C(blobs/sha256/<hex>) and its size, nothing else, no
     names, no contents) with the repository state and channel versions, and writes it as JSON to
     O(dest). Carry that file to the low side and give it to M(airgap.llm.bundle_build) as
-    C(inventory): files the repository already holds are then left out of the bundle.
+    C(inventory), and files the repository already holds are then left out of the bundle.
   - Reads only directory entries (no blob is read). Writes O(dest) atomically, and only when its
     content changed.
 author:
-  - airgap.llm maintainers
+  - airgap.llm maintainers (@airgap-llm)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
@@ -109,7 +109,8 @@ def main() -> None:
             atomic_write(params["dest"], data)
     except (RepoError, OSError) as exc:
         module.fail_json(msg=f"inventory of {params['repository']}: {exc}", changed=False)
-    except Exception as exc:  # pylint: disable=broad-exception-caught - never show a bare traceback
+    # Never show a bare traceback.
+    except Exception as exc:  # pylint: disable=broad-exception-caught
         module.fail_json(
             msg=f"inventory: internal error {type(exc).__name__}: {exc}",
             exception=traceback.format_exc(),

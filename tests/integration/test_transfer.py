@@ -8,6 +8,7 @@ identical byte for byte, and one more ``refused`` event in a still-valid audit l
 
 from __future__ import annotations
 
+import copy
 import datetime
 import hashlib
 import io
@@ -57,7 +58,7 @@ def read_members(path) -> Members:
 def write_tar(path, members: Members) -> str:
     with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tar:
         for original, data in members:
-            info = original.replace()
+            info = copy.copy(original)
             if info.isfile():
                 info.size = len(data)
                 tar.addfile(info, io.BytesIO(data))
