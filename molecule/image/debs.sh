@@ -9,7 +9,7 @@ set -euo pipefail
 
 dest=${1:?usage: debs.sh DEST [IMAGE]}
 image=${2:-localhost/airgap-llm-node:bookworm}
-packages=(nginx)
+packages=(nginx apt-utils gpg gpg-agent jq)
 
 want="$(podman image inspect --format '{{ .Id }}' "$image") ${packages[*]}"
 if [ -f "$dest/.recipe" ] && [ "$(cat "$dest/.recipe")" = "$want" ]; then
