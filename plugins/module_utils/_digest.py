@@ -285,23 +285,72 @@ def _write_all(fd: int, view: memoryview, dest_name: str) -> None:
 WRITEBACK_WINDOW = 32 * 1024 * 1024
 
 
+class _Flusher:
+    """Background ``fdatasync`` of a file being written, so that its data reaches the disk while
+    the copy goes on and the caller's final ``fsync`` waits only for the tail.
+
+    An error is kept and raised by :meth:`close` (a failed ``fsync`` may not be reported twice).
+    """
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.error: Optional[OSError] = None
+        self._cond = threading.Condition()
+        self._pending = False
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="copy_and_hash-flusher", daemon=True)
+        self._thread.start()
+
+    def request(self) -> None:
+        with self._cond:
+            self._pending = True
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending and not self._closed:
+                    self._cond.wait()
+                if not self._pending:
+                    return
+                self._pending = False
+            try:
+                os.fdatasync(self.fd)
+            except OSError as exc:
+                self.error = exc
+                return
+
+    def close(self) -> Optional[OSError]:
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        self._thread.join()
+        return self.error
+
+
 class _Writer:
-    """Write all of a buffer to a descriptor; optionally start writeback of what is written."""
+    """Write all of a buffer to a descriptor; optionally flush what is written in the background."""
 
     def __init__(self, fd: int, name: str, start_writeback: bool) -> None:
         self.fd = fd
         self.name = name
-        self.start_writeback = start_writeback and hasattr(os, "posix_fadvise")
+        self.flusher = _Flusher(fd) if start_writeback else None
         self.written = 0
         self.flushed = 0
 
     def __call__(self, view: memoryview) -> None:
         _write_all(self.fd, view, self.name)
         self.written += len(view)
-        if self.start_writeback and self.written - self.flushed >= WRITEBACK_WINDOW:
-            with contextlib.suppress(OSError):
-                os.posix_fadvise(self.fd, self.flushed, self.written - self.flushed, os.POSIX_FADV_DONTNEED)
+        if self.flusher is not None and self.written - self.flushed >= WRITEBACK_WINDOW:
+            self.flusher.request()
             self.flushed = self.written
+
+    def close(self, report: bool = True) -> None:
+        if self.flusher is not None:
+            error = self.flusher.close()
+            self.flusher = None
+            if error is not None and report:
+                raise DestinationWriteError(self.name, _describe_oserror(error), error.errno)
 
 
 Readable = Union[int, BinaryIO]
@@ -354,54 +403,59 @@ def copy_and_hash(
     (``hashlib``, ``readv`` and ``write`` all release the GIL), so a copy costs about
     ``max(read + hash, write)`` instead of their sum.
 
-    With ``start_writeback`` the kernel is asked (``posix_fadvise(DONTNEED)`` on each written
-    32 MiB range) to start writing the copy to disk while the copy goes on, so that the caller's
-    final ``fsync`` waits only for the tail instead of the whole file.
+    With ``start_writeback`` a helper thread calls ``fdatasync`` after every 32 MiB written,
+    so the data goes to disk while the copy goes on and the caller's final ``fsync`` waits only
+    for the tail instead of the whole file.
     """
     write = _Writer(dest_fd, dest_name, start_writeback)
-    read = _reader(src)
-    limit = expected_size + 1 if expected_size is not None else None
-    digest = hashlib.sha256()
-    total = 0
+    try:
+        read = _reader(src)
+        limit = expected_size + 1 if expected_size is not None else None
+        digest = hashlib.sha256()
+        total = 0
 
-    def next_chunk(buf: bytearray) -> int:
-        want = len(buf) if limit is None else min(len(buf), limit - total)
-        if want <= 0:
-            return 0
-        try:
-            if want == len(buf):
-                return read(buf)
-            return read(memoryview(buf)[:want])  # type: ignore[arg-type]
-        except OSError as exc:
-            raise SourceReadError(src_name, _describe_oserror(exc)) from None
+        def next_chunk(buf: bytearray) -> int:
+            want = len(buf) if limit is None else min(len(buf), limit - total)
+            if want <= 0:
+                return 0
+            try:
+                if want == len(buf):
+                    return read(buf)
+                return read(memoryview(buf)[:want])  # type: ignore[arg-type]
+            except OSError as exc:
+                raise SourceReadError(src_name, _describe_oserror(exc)) from None
 
-    def check_total() -> None:
-        if expected_size is not None and total > expected_size:
-            raise SizeMismatchError(src_name, expected_size, total, more=True)
+        def check_total() -> None:
+            if expected_size is not None and total > expected_size:
+                raise SizeMismatchError(src_name, expected_size, total, more=True)
 
-    if not pipeline:
-        buf = bytearray(chunk_size)
-        view = memoryview(buf)
-        try:
-            while True:
-                count = next_chunk(buf)
-                if not count:
-                    break
-                total += count
-                check_total()
-                digest.update(view[:count])
-                write(view[:count])
-        finally:
-            view.release()
-    else:
-        total = _pipelined_copy(
-            next_chunk,
-            digest,
-            write,
-            chunk_size=chunk_size,
-            expected_size=expected_size,
-            src_name=src_name,
-        )
+        if not pipeline:
+            buf = bytearray(chunk_size)
+            view = memoryview(buf)
+            try:
+                while True:
+                    count = next_chunk(buf)
+                    if not count:
+                        break
+                    total += count
+                    check_total()
+                    digest.update(view[:count])
+                    write(view[:count])
+            finally:
+                view.release()
+        else:
+            total = _pipelined_copy(
+                next_chunk,
+                digest,
+                write,
+                chunk_size=chunk_size,
+                expected_size=expected_size,
+                src_name=src_name,
+            )
+    except BaseException:
+        write.close(report=False)
+        raise
+    write.close()
     if expected_size is not None and total != expected_size:
         raise SizeMismatchError(src_name, expected_size, total, more=total > expected_size)
     return digest.hexdigest(), total

@@ -495,7 +495,8 @@ def install_model(
     if check_mode:
         lock = store.lock(exclusive=False, timeout=lock_timeout, create=False) if store.exists() else None
     else:
-        make_dirs(store.root, owner, "/")
+        make_dirs(os.path.dirname(store.root), Owner(), "/")  # parents stay the current user's
+        make_dirs(store.root, owner, os.path.dirname(store.root))
         lock = store.lock(exclusive=True, timeout=lock_timeout)
     with lock or contextlib.nullcontext():
         exists = store.exists()

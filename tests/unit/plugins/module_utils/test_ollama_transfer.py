@@ -101,6 +101,8 @@ def test_modes_and_owner_are_as_ollama_expects(src, dest):
             assert (oct(st.st_mode & 0o7777), st.st_uid, st.st_gid) == ("0o644", 65534, 65534)
     # The state directory stays root's: the record is not writable by the ollama user.
     assert os.stat(os.path.join(dest, ".airgap-llm")).st_uid == 0
+    # Missing parents of the store are created but not given away.
+    assert os.stat(os.path.dirname(dest)).st_uid == 0
 
 
 def test_wrong_mode_is_fixed_without_copying(src, dest):
