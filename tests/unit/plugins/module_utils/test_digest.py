@@ -241,3 +241,19 @@ def test_copy_and_hash_with_early_writeback_copies_exactly(tmp_path, monkeypatch
     assert result == (hashlib.sha256(data).hexdigest(), len(data))
     with open(dest_path, "rb") as handle:
         assert handle.read() == data
+
+
+def test_a_failed_background_flush_is_reported_not_swallowed(tmp_path, monkeypatch):
+    monkeypatch.setattr(_digest, "WRITEBACK_WINDOW", 4096)
+
+    def failing_fdatasync(_fd):
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr(_digest.os, "fdatasync", failing_fdatasync)
+    dest = os.open(str(tmp_path / "dest"), os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        with pytest.raises(_digest.DestinationWriteError, match="Input/output error") as info:
+            _digest.copy_and_hash(io.BytesIO(b"x" * 50000), dest, chunk_size=4096, start_writeback=True)
+    finally:
+        os.close(dest)
+    assert info.value.errno == errno.EIO
