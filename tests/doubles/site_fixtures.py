@@ -1,0 +1,130 @@
+# Copyright (c) 2025, airgap.llm contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Low-side fixtures for the site scenario and `make demo`: what an operator would download.
+
+    python3 tests/doubles/site_fixtures.py DEST [--debs DIR] [--model-size BYTES] [--release DIR]
+
+writes into DEST:
+
+* ``store/``: an Ollama store with tiny real-format models (``tests/ollama_store.py``):
+  ``tinyllama:1b`` and ``tiny-embed:v1``;
+* ``releases/<version>/``: stand-in releases ``ollama-linux-amd64.tar.zst`` + ``sha256sum.txt``
+  (0.33.0 and 0.33.1 good, 0.33.2 broken on purpose), or, with ``--release DIR``, the real archive
+  and upstream's ``sha256sum.txt`` from DIR as the one release (version from ``DIR/VERSION``);
+* ``spec.yml``: the bundle spec (releases pinned through their ``sha256sum.txt``, the models, and
+  the ``.deb`` files of ``--debs`` as one artifact);
+* ``pins.json``: the pins an inventory needs (release digests, model manifest digests).
+
+Nothing is rebuilt when DEST/pins.json exists (delete DEST to start over).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [HERE, os.path.dirname(HERE)]
+
+import build_ollama  # noqa: E402  (tests/doubles)
+import ollama_store  # noqa: E402  (tests/)
+
+GOOD = ("0.33.0", "0.33.1")
+BROKEN = ("0.33.2",)
+MODELS = (("tinyllama", "1b", "llama"), ("tiny-embed", "v1", "bert"))
+
+
+def _read_sha256sum(path: str) -> str:
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            digest, _, name = line.strip().partition("  ")
+            if name.lstrip("./") == build_ollama.ARCHIVE:
+                return digest
+    raise SystemExit(f"{path} lists no {build_ollama.ARCHIVE}")
+
+
+def build(dest: str, debs: str = "", model_size: int = 256 * 1024, release: str = "") -> dict:
+    pins_path = os.path.join(dest, "pins.json")
+    if os.path.exists(pins_path):
+        with open(pins_path, encoding="utf-8") as handle:
+            return json.load(handle)
+    os.makedirs(dest, exist_ok=True)
+    store = os.path.join(dest, "store")
+    models = {}
+    for name, tag, family in MODELS:
+        size = model_size if name == "tinyllama" else max(4096, model_size // 4)
+        model = ollama_store.add_model(store, f"{name}:{tag}", model_size=size, family=family)
+        models[f"{name}:{tag}"] = model.manifest_digest
+
+    releases = {}
+    artifacts = []
+    if release:
+        with open(os.path.join(release, "VERSION"), encoding="utf-8") as handle:
+            version = handle.read().strip()
+        target = os.path.join(dest, "releases", version)
+        os.makedirs(target, exist_ok=True)
+        for name in (build_ollama.ARCHIVE, "sha256sum.txt"):
+            shutil.copyfile(os.path.join(release, name), os.path.join(target, name))
+        releases[version] = {"sha256": _read_sha256sum(os.path.join(target, "sha256sum.txt")), "broken": False}
+    else:
+        for version in GOOD + BROKEN:
+            target = os.path.join(dest, "releases", version)
+            digest = build_ollama.build(version, target, broken=version in BROKEN)
+            releases[version] = {"sha256": digest, "broken": version in BROKEN}
+    for version in sorted(releases):
+        # As for upstream: the archive is pinned through the release's sha256sum.txt.
+        artifacts.append(
+            {
+                "name": "ollama",
+                "version": version,
+                "kind": "ollama",
+                "path": f"releases/{version}/{build_ollama.ARCHIVE}",
+                "sha256": releases[version]["sha256"],
+                "license": "MIT",
+            }
+        )
+    for name, tag, _ in MODELS:
+        artifacts.append({"name": name, "version": tag, "kind": "model", "license": "test fixture"})
+    if debs:
+        artifacts.append({"name": "node-debs", "version": "1", "kind": "deb", "path": os.path.abspath(debs)})
+    spec = {
+        "channel": "stable",
+        "version": 1,
+        "expires_days": 30,
+        "ollama_store": store,
+        "artifacts": artifacts,
+    }
+    with open(os.path.join(dest, "spec.yml"), "w", encoding="utf-8") as handle:
+        # JSON is YAML: no YAML library is needed on the low side for this file.
+        json.dump(spec, handle, indent=2)
+        handle.write("\n")
+    pins = {
+        "releases": releases,
+        "models": [{"name": name, "manifest_digest": digest} for name, digest in sorted(models.items())],
+    }
+    with open(pins_path + ".tmp", "w", encoding="utf-8") as handle:
+        json.dump(pins, handle, indent=2)
+        handle.write("\n")
+    os.replace(pins_path + ".tmp", pins_path)
+    return pins
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("dest")
+    parser.add_argument("--debs", default="", help="directory of .deb files the nodes need (zstd, nginx, ...)")
+    parser.add_argument("--model-size", type=int, default=256 * 1024, help="bytes of the largest model's weights")
+    parser.add_argument("--release", default="", help="directory with a real release archive, sha256sum.txt, VERSION")
+    args = parser.parse_args(argv)
+    pins = build(args.dest, args.debs, args.model_size, args.release)
+    json.dump(pins, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
