@@ -43,7 +43,7 @@ def ansible(
     )
     output = done.stdout
     assert "Traceback" not in output + done.stderr, output + done.stderr
-    head, _, body = output.partition(" => ")
+    head, _sep, body = output.partition(" => ")
     assert body, output + done.stderr
     result = json.loads(body[: body.rindex("}") + 1])
     return ("SUCCESS" in head or "CHANGED" in head), result

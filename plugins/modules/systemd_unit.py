@@ -13,10 +13,11 @@ description:
   - Renders a systemd unit (service, socket, timer, path, target, mount) or a drop-in for one from
     structured data, writes it atomically, and reports whether a C(daemon-reload) is due.
   - Service units, and drop-ins of services, get the C(strict) hardening profile in their
-    C([Service]) section: no privileges or capabilities, read-only system, private C(/tmp) and
-    devices, a system-call filter, kernel and proc protection, and loopback-only IP traffic
-    (C(IPAddressDeny=any), C(IPAddressAllow=localhost)). Named O(relaxations) loosen it explicitly;
-    keys given in O(sections) win over the profile, and a key set to null is left out.
+    C([Service]) section. It grants no privileges or capabilities and gives a read-only system,
+    private C(/tmp) and devices, a system-call filter, kernel and proc protection, and
+    loopback-only IP traffic (C(IPAddressDeny=any), C(IPAddressAllow=localhost)).
+  - Named O(relaxations) loosen the profile explicitly; keys given in O(sections) win over it,
+    and a key set to null is left out.
   - The exposure of a service is scored with C(systemd-analyze security --offline) on a private
     copy of the unit (with the unit a drop-in extends) before anything is written; the task fails
     when it is above O(max_exposure).
@@ -60,9 +61,11 @@ options:
     default: present
   sections:
     description:
-      - The unit as C({Section: {Key: value}}). A value is a string, number or boolean (rendered
-        C(yes)/C(no)), a list (the key repeated once per item, for example C(Environment) or
-        C(ExecStartPre)), or null to leave the key out, also to drop a directive of the profile.
+      - 'The unit as a mapping of sections to mappings of keys and values, for example
+        C({"Service": {"ExecStart": "/usr/local/bin/ollama serve"}}). A value is a string, number
+        or boolean (rendered C(yes)/C(no)), a list (the key repeated once per item, for example
+        C(Environment) or C(ExecStartPre)), or null to leave the key out, also to drop a
+        directive of the profile.'
       - Values may not contain line breaks. C(Environment) items are C(NAME=value) and are quoted
         as systemd expects.
       - Required with O(state=present).

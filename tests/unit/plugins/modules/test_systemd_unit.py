@@ -18,7 +18,7 @@ SERVICE = {
 
 def snapshot(root):
     out = {}
-    for base, _, files in os.walk(root):
+    for base, _dirs, files in os.walk(root):
         for name in files:
             path = os.path.join(base, name)
             with open(path, "rb") as handle:
