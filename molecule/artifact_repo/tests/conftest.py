@@ -1,0 +1,49 @@
+"""Helpers shared by the artifact_repo scenario's testinfra tests."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import testinfra
+
+ANSIBLE = os.path.join(os.path.dirname(sys.executable), "ansible")
+
+
+@pytest.fixture(scope="module")
+def node(pytestconfig):
+    """Return a function that opens any node of the scenario by its inventory name."""
+    inventory = pytestconfig.option.ansible_inventory
+
+    def _open(name):
+        return testinfra.get_host(f"ansible://{name}?ansible_inventory={inventory}")
+
+    return _open
+
+
+@pytest.fixture(scope="module")
+def run_module(pytestconfig):
+    """Run a module on a node with `ansible`; return (succeeded, result). Never in check mode."""
+    inventory = pytestconfig.option.ansible_inventory
+
+    def _run(host, module, args, *flags):
+        done = subprocess.run(  # noqa: S603 - fixed argv, no shell
+            [ANSIBLE, host, "-i", inventory, "-m", module, "-a", json.dumps(args), *flags],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+            env=dict(os.environ, ANSIBLE_STDOUT_CALLBACK="minimal", ANSIBLE_NOCOLOR="1"),
+        )
+        head, _, body = done.stdout.partition(" => ")
+        assert body, done.stdout + done.stderr
+        return ("SUCCESS" in head or "CHANGED" in head), json.loads(body[: body.rindex("}") + 1])
+
+    return _run
+
+
+@pytest.fixture(scope="module")
+def index(node):
+    """The repository index, as the repository host has it."""
+    return json.loads(node("artifact-repo").file("/srv/airgap-llm/repo/current/index.json").content_string)
