@@ -12,9 +12,9 @@ import threading
 from typing import Dict, List
 
 import pytest
+from ansible_collections.airgap.llm.tests.module_runner import COLLECTIONS, ansible_env
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-COLLECTIONS = os.path.join(REPO_ROOT, ".build", "collections")
 PLAYBOOK_TIMEOUT = 120
 
 
@@ -43,16 +43,12 @@ def upstream(tmp_path_factory):
 
 
 def _env() -> Dict[str, str]:
-    env = dict(os.environ)
+    env = ansible_env()
     env.update(
-        ANSIBLE_COLLECTIONS_PATH=COLLECTIONS,
         PYTHONPATH=COLLECTIONS,
-        ANSIBLE_LOCALHOST_WARNING="false",
+        ANSIBLE_STDOUT_CALLBACK="default",
         ANSIBLE_INVENTORY_UNPARSED_WARNING="false",
-        ANSIBLE_NOCOLOR="1",
-        ANSIBLE_FORCE_COLOR="0",
         ANSIBLE_RETRY_FILES_ENABLED="false",
-        ANSIBLE_HOST_KEY_CHECKING="false",
         ANSIBLE_PYTHON_INTERPRETER=sys.executable,
     )
     return env

@@ -5,41 +5,12 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import subprocess
 
 import pytest
 from ansible_collections.airgap.llm.tests import ollama_store as gen
-
-COLLECTIONS = os.path.abspath(
-    os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", ".build", "collections")
-)
-
-
-def ansible(module, args, *flags):
-    """Run one module on localhost; returns (ok, result dict)."""
-    env = dict(os.environ)
-    env.update(
-        {
-            "ANSIBLE_COLLECTIONS_PATH": COLLECTIONS,
-            "ANSIBLE_STDOUT_CALLBACK": "minimal",
-            "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
-            "ANSIBLE_NOCOLOR": "1",
-            "ANSIBLE_FORCE_COLOR": "0",
-            "ANSIBLE_PYTHON_INTERPRETER": "auto_silent",
-            "ANSIBLE_LOCALHOST_WARNING": "0",
-        }
-    )
-    command = ["ansible", "localhost", "-m", f"airgap.llm.{module}", "-a", json.dumps(args), *flags]
-    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300, check=False)
-    output = done.stdout
-    assert "Traceback" not in output + done.stderr, output + done.stderr
-    head, _sep, body = output.partition(" => ")
-    assert body, output + done.stderr
-    result = json.loads(body[: body.rindex("}") + 1])
-    return ("SUCCESS" in head or "CHANGED" in head), result
+from ansible_collections.airgap.llm.tests.module_runner import ansible
 
 
 @pytest.fixture
