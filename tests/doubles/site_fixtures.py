@@ -13,7 +13,7 @@ writes into DEST:
   (0.33.0 and 0.33.1 good, 0.33.2 broken on purpose), or, with ``--release DIR``, the real archive
   and upstream's ``sha256sum.txt`` from DIR as the one release (version from ``DIR/VERSION``);
 * ``spec.yml``: the bundle spec (releases pinned through their ``sha256sum.txt``, the models, and
-  the ``.deb`` files of ``--debs`` as one artifact);
+  each ``.deb`` file of ``--debs`` as an artifact);
 * ``pins.json``: the pins an inventory needs (release digests, model manifest digests).
 
 Nothing is rebuilt when DEST/pins.json exists (delete DEST to start over).
@@ -69,7 +69,10 @@ def build(dest: str, debs: str = "", model_size: int = 256 * 1024, release: str 
         os.makedirs(target, exist_ok=True)
         for name in (build_ollama.ARCHIVE, "sha256sum.txt"):
             shutil.copyfile(os.path.join(release, name), os.path.join(target, name))
-        releases[version] = {"sha256": _read_sha256sum(os.path.join(target, "sha256sum.txt")), "broken": False}
+        releases[version] = {
+            "sha256": _read_sha256sum(os.path.join(target, "sha256sum.txt")),
+            "broken": False,
+        }
     else:
         for version in GOOD + BROKEN:
             target = os.path.join(dest, "releases", version)
@@ -90,7 +93,18 @@ def build(dest: str, debs: str = "", model_size: int = 256 * 1024, release: str 
     for name, tag, _ in MODELS:
         artifacts.append({"name": name, "version": tag, "kind": "model", "license": "test fixture"})
     if debs:
-        artifacts.append({"name": "node-debs", "version": "1", "kind": "deb", "path": os.path.abspath(debs)})
+        # One artifact per package, named and versioned as its file (name_version_arch.deb).
+        for entry in sorted(os.listdir(debs)):
+            if entry.endswith(".deb"):
+                package, version = entry.split("_")[:2]
+                artifacts.append(
+                    {
+                        "name": package,
+                        "version": version.replace("%3a", "_"),
+                        "kind": "deb",
+                        "path": os.path.join(os.path.abspath(debs), entry),
+                    }
+                )
     spec = {
         "channel": "stable",
         "version": 1,
@@ -114,11 +128,19 @@ def build(dest: str, debs: str = "", model_size: int = 256 * 1024, release: str 
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("dest")
-    parser.add_argument("--debs", default="", help="directory of .deb files the nodes need (zstd, nginx, ...)")
-    parser.add_argument("--model-size", type=int, default=256 * 1024, help="bytes of the largest model's weights")
-    parser.add_argument("--release", default="", help="directory with a real release archive, sha256sum.txt, VERSION")
+    parser.add_argument(
+        "--debs", default="", help="directory of .deb files the nodes need (zstd, nginx, ...)"
+    )
+    parser.add_argument(
+        "--model-size", type=int, default=256 * 1024, help="bytes of the largest model's weights"
+    )
+    parser.add_argument(
+        "--release", default="", help="directory with a real release archive, sha256sum.txt, VERSION"
+    )
     args = parser.parse_args(argv)
     pins = build(args.dest, args.debs, args.model_size, args.release)
     json.dump(pins, sys.stdout, indent=2)
