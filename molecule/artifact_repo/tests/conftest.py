@@ -34,7 +34,13 @@ def run_module(pytestconfig):
             text=True,
             timeout=300,
             check=False,
-            env=dict(os.environ, ANSIBLE_STDOUT_CALLBACK="minimal", ANSIBLE_NOCOLOR="1"),
+            env=dict(
+                os.environ,
+                ANSIBLE_STDOUT_CALLBACK="minimal",
+                ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
+                ANSIBLE_CALLBACK_RESULT_FORMAT="json",
+                ANSIBLE_NOCOLOR="1",
+            ),
         )
         head, _, body = done.stdout.partition(" => ")
         assert body, done.stdout + done.stderr
