@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# make demo: the whole first production path on this machine, from bundle to verified Ollama nodes.
+#
+#   low side   fixtures (tiny real-format models, the Ollama stand-in releases, .deb files), a signing
+#              key and a signed bundle, built on this machine
+#   high side  demo-repo ingests the bundle (signature, digests) and serves it over HTTPS
+#   production demo-node1 (cpu profile) and demo-node2 (nvidia profile, no GPU needed) run
+#              playbooks/site.yml from the repository only, on an internal network with no route out;
+#              then playbooks/verify.yml checks everything and the summary below is printed
+#
+# Needs what `make setup debs` prepares (virtualenv, collection link, node image, AIRGAP_TEST_DEBS).
+# AIRGAP_OLLAMA_RELEASE=DIR uses a real release instead of the stand-in: DIR holds
+# ollama-linux-amd64.tar.zst, upstream's sha256sum.txt and a file VERSION (e.g. 0.33.0).
+# `make demo-clean` (tests/demo/clean.sh) removes the containers, the network and the work directory.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/../.." && pwd)
+work=${AIRGAP_DEMO_DIR:-$root/.build/demo}
+image=${AIRGAP_NODE_IMAGE:-localhost/airgap-llm-node:bookworm}
+network=demo-net
+nodes=(demo-repo demo-node1 demo-node2)
+start=$(date +%s)
+
+say() { printf '\n== %s (%ss)\n' "$*" "$(( $(date +%s) - start ))"; }
+
+: "${AIRGAP_TEST_DEBS:?run through make demo (AIRGAP_TEST_DEBS names the .deb files the nodes need)}"
+[ -f "$AIRGAP_TEST_DEBS/.recipe" ] || { echo "run 'make debs' first: $AIRGAP_TEST_DEBS is empty" >&2; exit 1; }
+podman image exists "$image" || { echo "run 'make image' first: $image is missing" >&2; exit 1; }
+
+mkdir -p "$work/site"
+say "Low side: fixtures, stand-in releases and the bundle spec"
+fixture_args=("$work/site/fixtures" --debs "$AIRGAP_TEST_DEBS")
+if [ -n "${AIRGAP_OLLAMA_RELEASE:-}" ]; then
+  fixture_args+=(--release "$AIRGAP_OLLAMA_RELEASE")
+fi
+python3 "$root/tests/doubles/site_fixtures.py" "${fixture_args[@]}" >/dev/null
+version=$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["releases"]
+print(max((v for v in r if not r[v]["broken"]), key=lambda v: [int(x) for x in v.split("-")[0].split(".")]))' \
+  "$work/site/fixtures/pins.json")
+echo "Ollama release $version; models: $(python3 -c 'import json,sys; print(", ".join(m["name"] for m in json.load(open(sys.argv[1]))["models"]))' "$work/site/fixtures/pins.json")"
+
+say "Containers: ${nodes[*]} on the internal network $network (no route out)"
+podman network exists "$network" || podman network create --internal "$network" >/dev/null
+for node in "${nodes[@]}"; do
+  if ! podman container exists "$node"; then
+    podman run -d --name "$node" --hostname "$node" --network "$network" --privileged --systemd always \
+      --ulimit nofile=20000:20000 --ulimit nproc=32768:32768 --label owner=airgap-llm-demo \
+      "$image" /sbin/init >/dev/null
+  fi
+  podman start "$node" >/dev/null
+done
+for node in "${nodes[@]}"; do
+  state=$(podman exec "$node" systemctl is-system-running --wait || true)
+  [ "$state" = running ] || { echo "$node: systemd is $state" >&2; exit 1; }
+done
+
+cat >"$work/inventory.yml" <<INVENTORY
+# Written by tests/demo/run.sh.
+all:
+  vars:
+    ansible_connection: containers.podman.podman
+    site_test_dir: $work/site
+    site_pins: "{{ lookup('ansible.builtin.file', site_test_dir ~ '/fixtures/pins.json') | from_json }}"
+    airgap_repository_url: https://demo-repo
+    airgap_repository_ca_file: /usr/local/share/ca-certificates/airgap-llm-ca.crt
+    airgap_repository_index: "{{ site_test_dir }}/index.json"
+    airgap_audit_host: demo-repo
+    airgap_operator: demo
+  children:
+    repository:
+      hosts:
+        demo-repo:
+      vars:
+        artifact_repo_server_name: demo-repo
+        artifact_repo_tls_certificate_src: "{{ site_test_dir }}/pki/server.crt"
+        artifact_repo_tls_key_src: "{{ site_test_dir }}/pki/server.key"
+    repository_clients:
+      children:
+        ollama:
+      vars:
+        repo_client_ca_certificate_src: "{{ site_test_dir }}/pki/ca.crt"
+        repo_client_apt_url: https://demo-repo/apt
+        repo_client_apt_key: "{{ hostvars['demo-repo'].artifact_repo_apt_public_key }}"
+    ollama:
+      hosts:
+        demo-node1:
+          ollama_binary_profile: cpu
+        demo-node2:
+          ollama_binary_profile: nvidia
+          ollama_binary_nvidia_require_devices: false
+      vars:
+        ollama_binary_version: "$version"
+        ollama_binary_sha256: "{{ site_pins.releases[ollama_binary_version].sha256 }}"
+        ollama_models_exclusive: true
+        ollama_models_list: "{{ site_pins.models }}"
+INVENTORY
+
+export ANSIBLE_PIPELINING=true ANSIBLE_STDOUT_CALLBACK=${ANSIBLE_STDOUT_CALLBACK:-default}
+export ANSIBLE_DISPLAY_SKIPPED_HOSTS=false ANSIBLE_DISPLAY_OK_HOSTS=${ANSIBLE_DISPLAY_OK_HOSTS:-false}
+say "Bundle (low side), ingest (demo-repo), site.yml (repository, clients, Ollama nodes)"
+# The same low-side and ingest steps as the site Molecule scenario, then playbooks/site.yml.
+ansible-playbook -i "$work/inventory.yml" "$root/molecule/site/converge.yml"
+
+say "verify.yml: every digest, the units, the API, on every node"
+rm -rf "$work/reports"
+ansible-playbook -i "$work/inventory.yml" "$root/playbooks/verify.yml" -e "airgap_verify_report_dir=$work/reports"
+
+say "Summary"
+python3 - "$work/reports" <<'PY'
+import glob, json, os, sys
+rows = [json.load(open(p)) for p in sorted(glob.glob(os.path.join(sys.argv[1], "*.json")))]
+for r in rows:
+    o, m = r["ollama"], r["models"]
+    checks = {c["check"]: c for c in o["checks"]}
+    print(f"{r['node']}: {'HEALTHY, verified' if r['ok'] else 'FAILED'}")
+    print(f"  ollama {o['version']}  unit exposure {o['exposure']} (max 2.0)  listening {', '.join(o['listening'])}")
+    print(f"  api: {checks['api_version']['detail']}; {checks['cloud_disabled']['detail']}")
+    for model in m["models"]:
+        print(f"  model {model['name']:<16} {model['stored']}  (served {'= pinned' if model['served'] == model['pinned'] else model['served']})")
+    for c in r["failed_checks"]:
+        print(f"  FAILED {c['check']}: {c['detail']}")
+print(f"\nreports: {sys.argv[1]}/*.json; audit log: podman exec demo-repo cat /var/log/airgap-llm/audit.jsonl")
+sys.exit(0 if rows and all(r["ok"] for r in rows) else 1)
+PY
+say "Done; 'make demo-clean' removes the demo"
