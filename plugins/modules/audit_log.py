@@ -122,7 +122,6 @@ problem:
   type: str
 """
 
-import traceback  # noqa: E402 - after the documentation, as in every Ansible module
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.airgap.llm.plugins.module_utils._audit import (  # noqa: E402
@@ -132,6 +131,7 @@ from ansible_collections.airgap.llm.plugins.module_utils._audit import (  # noqa
     make_entry,
     verify,
 )
+from ansible_collections.airgap.llm.plugins.module_utils._module import fail_on_error  # noqa: E402
 
 
 def _run(module: AnsibleModule) -> dict:
@@ -181,17 +181,8 @@ def main() -> None:
         },
         supports_check_mode=True,
     )
-    try:
+    with fail_on_error(module, f"audit log {module.params['path']}", (AuditError,)):
         result = _run(module)
-    except AuditError as exc:
-        module.fail_json(msg=str(exc), changed=False)
-    # Never show a bare traceback.
-    except Exception as exc:  # pylint: disable=broad-exception-caught
-        module.fail_json(
-            msg=f"audit log {module.params['path']}: internal error {type(exc).__name__}: {exc}",
-            exception=traceback.format_exc(),
-            changed=False,
-        )
     module.exit_json(**result)
 
 

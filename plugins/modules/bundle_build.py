@@ -219,13 +219,13 @@ expires:
 
 import os  # noqa: E402 - after the documentation, as in every Ansible module
 import re  # noqa: E402
-import traceback  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib  # noqa: E402
 from ansible_collections.airgap.llm.plugins.module_utils._build import BuildOptions, build  # noqa: E402
 from ansible_collections.airgap.llm.plugins.module_utils._bundle import BundleError  # noqa: E402
 from ansible_collections.airgap.llm.plugins.module_utils._digest import DigestError  # noqa: E402
 from ansible_collections.airgap.llm.plugins.module_utils._fetch import FetchError, FetchOptions  # noqa: E402
+from ansible_collections.airgap.llm.plugins.module_utils._module import fail_on_error  # noqa: E402
 from ansible_collections.airgap.llm.plugins.module_utils._sign import (  # noqa: E402
     CRYPTOGRAPHY_IMPORT_ERROR,
     HAS_CRYPTOGRAPHY,
@@ -272,7 +272,8 @@ def main() -> None:
     if not HAS_CRYPTOGRAPHY:
         module.fail_json(msg=missing_required_lib("cryptography"), exception=CRYPTOGRAPHY_IMPORT_ERROR)
     params = module.params
-    try:
+    errors = (BundleError, FetchError, StreamError, DigestError)
+    with fail_on_error(module, f"building the bundle in {params['dest']}", errors):
         chunk_size = parse_size(params["chunk_size"]) if params["chunk_size"] else None
         options = BuildOptions(
             dest=params["dest"],
@@ -290,21 +291,6 @@ def main() -> None:
             force=params["force"],
         )
         result = build(params["spec"], options, check_mode=module.check_mode)
-    except (BundleError, FetchError, StreamError, DigestError) as exc:
-        module.fail_json(msg=str(exc), changed=False)
-    except OSError as exc:
-        module.fail_json(
-            msg=f"building the bundle in {params['dest']} failed: {exc}; fix the cause (space, "
-            "permissions) and run again",
-            changed=False,
-        )
-    # Never show a bare traceback.
-    except Exception as exc:  # pylint: disable=broad-exception-caught
-        module.fail_json(
-            msg=f"bundle build: internal error {type(exc).__name__}: {exc}; please report it",
-            exception=traceback.format_exc(),
-            changed=False,
-        )
     module.exit_json(**result)
 
 

@@ -195,7 +195,6 @@ step:
   sample: signatures
 """
 
-import traceback  # noqa: E402 - after the documentation, as in every Ansible module
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib  # noqa: E402
 from ansible_collections.airgap.llm.plugins.module_utils._audit import AuditError  # noqa: E402
@@ -206,6 +205,7 @@ from ansible_collections.airgap.llm.plugins.module_utils._ingest import (  # noq
     Refused,
     ingest,
 )
+from ansible_collections.airgap.llm.plugins.module_utils._module import fail_on_error  # noqa: E402
 from ansible_collections.airgap.llm.plugins.module_utils._repo import RepoError  # noqa: E402
 from ansible_collections.airgap.llm.plugins.module_utils._sign import (  # noqa: E402
     CRYPTOGRAPHY_IMPORT_ERROR,
@@ -235,7 +235,13 @@ def main() -> None:
         module.fail_json(msg=missing_required_lib("cryptography"), exception=CRYPTOGRAPHY_IMPORT_ERROR)
     params = module.params
     base = {"bundle_sha256": params["sha256"], "repository": params["repository"]}
-    try:
+    what = f"ingest of {params['src']} into {params['repository']}"
+    advice = (
+        "What to do: fix the cause (space, permissions, media) and run again; "
+        "the repository still serves its previous state."
+    )
+    errors = (IngestError, RepoError, AuditError, DigestError)
+    with fail_on_error(module, what, errors, fields=base, prefix_domain=True, os_advice=advice):
         options = IngestOptions(
             src=params["src"],
             sha256=params["sha256"].strip().lower(),
@@ -249,26 +255,10 @@ def main() -> None:
             verify_reused=params["verify_reused"],
             lock_timeout=params["lock_timeout"],
         )
-        result = ingest(options, check_mode=module.check_mode)
-    except Refused as exc:
-        module.fail_json(msg=f"bundle {params['src']} {exc}", step=exc.step, changed=False, **base)
-    except (IngestError, RepoError, AuditError, DigestError) as exc:
-        module.fail_json(msg=f"ingest of {params['src']}: {exc}", changed=False, **base)
-    except OSError as exc:
-        module.fail_json(
-            msg=f"ingest of {params['src']} into {params['repository']}: {exc}; fix the cause (space, "
-            "permissions, media) and run again: the repository still serves its previous state",
-            changed=False,
-            **base,
-        )
-    # Never show a bare traceback.
-    except Exception as exc:  # pylint: disable=broad-exception-caught
-        module.fail_json(
-            msg=f"ingest: internal error {type(exc).__name__}: {exc}; please report it",
-            exception=traceback.format_exc(),
-            changed=False,
-            **base,
-        )
+        try:
+            result = ingest(options, check_mode=module.check_mode)
+        except Refused as exc:
+            module.fail_json(msg=f"bundle {params['src']} {exc}", step=exc.step, changed=False, **base)
     module.exit_json(**result)
 
 

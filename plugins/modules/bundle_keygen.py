@@ -87,9 +87,9 @@ action:
   sample: none
 """
 
-import traceback  # noqa: E402 - after the documentation, as in every Ansible module
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib  # noqa: E402
+from ansible_collections.airgap.llm.plugins.module_utils._module import fail_on_error  # noqa: E402
 from ansible_collections.airgap.llm.plugins.module_utils._sign import (  # noqa: E402
     CRYPTOGRAPHY_IMPORT_ERROR,
     HAS_CRYPTOGRAPHY,
@@ -113,24 +113,13 @@ def main() -> None:
         module.fail_json(msg=missing_required_lib("cryptography"), exception=CRYPTOGRAPHY_IMPORT_ERROR)
     params = module.params
     public_path = params["public_path"] or params["path"] + ".pub"
-    try:
+    with fail_on_error(module, f"key pair {params['path']}", (SignError,)):
         if module.check_mode:
             plan = keygen_plan(params["path"], public_path, params["passphrase"], params["force"])
             result = dict(plan, changed=plan["action"] != "none")
         else:
             result = keygen(params["path"], public_path, params["passphrase"], params["force"])
             result["changed"] = result["action"] != "none"
-    except SignError as exc:
-        module.fail_json(msg=str(exc), changed=False)
-    except OSError as exc:
-        module.fail_json(msg=f"cannot write the key pair {params['path']}: {exc}", changed=False)
-    # Never show a bare traceback.
-    except Exception as exc:  # pylint: disable=broad-exception-caught
-        module.fail_json(
-            msg=f"key pair {params['path']}: internal error {type(exc).__name__}: {exc}",
-            exception=traceback.format_exc(),
-            changed=False,
-        )
     result["public_path"] = public_path
     module.exit_json(**result)
 

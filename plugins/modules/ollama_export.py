@@ -133,10 +133,10 @@ bytes_hashed:
   sample: 0
 """
 
-import traceback  # noqa: E402 - after the documentation, as in every Ansible module
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.airgap.llm.plugins.module_utils._digest import DigestError  # noqa: E402
+from ansible_collections.airgap.llm.plugins.module_utils._module import fail_on_error  # noqa: E402
 from ansible_collections.airgap.llm.plugins.module_utils._ollama import OllamaError, Store  # noqa: E402
 from ansible_collections.airgap.llm.plugins.module_utils._ollama_transfer import export_models  # noqa: E402
 
@@ -157,7 +157,8 @@ def main() -> None:
     if params["jobs"] is not None and params["jobs"] < 1:
         module.fail_json(msg=f"jobs must be at least 1, got {params['jobs']}")
     empty = {"dest": params["dest"], "models": [], "blobs_copied": [], "blobs_removed": []}
-    try:
+    what = f"export of {params['path']} to {params['dest']}"
+    with fail_on_error(module, what, (OllamaError, DigestError), fields=empty):
         result = export_models(
             Store(params["path"]),
             params["models"],
@@ -166,23 +167,6 @@ def main() -> None:
             mode=params["verify"],
             jobs=params["jobs"],
             lock_timeout=params["lock_timeout"],
-        )
-    except (OllamaError, DigestError) as exc:
-        module.fail_json(msg=str(exc), changed=False, **empty)
-    except OSError as exc:
-        module.fail_json(
-            msg=f"export of {params['path']} to {params['dest']}: {exc}. What to do: fix the cause "
-            "(permissions, space, file system) and run again",
-            changed=False,
-            **empty,
-        )
-    # Never a bare traceback: anything unexpected still ends in fail_json.
-    except Exception as exc:  # pylint: disable=broad-exception-caught
-        module.fail_json(
-            msg=f"export to {params['dest']}: internal error {type(exc).__name__}: {exc}; please report it",
-            exception=traceback.format_exc(),
-            changed=False,
-            **empty,
         )
     module.exit_json(**result)
 

@@ -204,10 +204,10 @@ permissions_fixed:
 
 import grp  # noqa: E402 - after the documentation, as in every Ansible module
 import pwd  # noqa: E402
-import traceback  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.airgap.llm.plugins.module_utils._digest import DigestError  # noqa: E402
+from ansible_collections.airgap.llm.plugins.module_utils._module import fail_on_error  # noqa: E402
 from ansible_collections.airgap.llm.plugins.module_utils._ollama import OllamaError, Store  # noqa: E402
 from ansible_collections.airgap.llm.plugins.module_utils._ollama_transfer import (  # noqa: E402
     Owner,
@@ -265,7 +265,12 @@ def main() -> None:
     if params["jobs"] is not None and params["jobs"] < 1:
         module.fail_json(msg=f"jobs must be at least 1, got {params['jobs']}")
     empty = {"name": params["name"], "manifest_digest": None, "blobs_copied": [], "blobs_removed": []}
-    try:
+    what = f"model {params['name']} in store {params['path']}"
+    advice = (
+        "Blobs are staged and the manifest is written last, so the previous manifest (if any) is still "
+        "in place. What to do: fix the cause (permissions, free space, file system) and run again."
+    )
+    with fail_on_error(module, what, (OllamaError, DigestError), fields=empty, os_advice=advice):
         store = Store(params["path"])
         if params["state"] == "absent":
             result = remove_model(
@@ -292,24 +297,6 @@ def main() -> None:
                 jobs=params["jobs"],
                 lock_timeout=params["lock_timeout"],
             )
-    except (OllamaError, DigestError) as exc:
-        module.fail_json(msg=str(exc), changed=False, **empty)
-    except OSError as exc:
-        module.fail_json(
-            msg=f"model {params['name']}: store {params['path']}: {exc}. Blobs are staged and the manifest "
-            "is written last, so the previous manifest (if any) is still in place. What to do: fix the cause "
-            "(permissions, space, file system) and run again",
-            changed=False,
-            **empty,
-        )
-    # Never a bare traceback: anything unexpected still ends in fail_json.
-    except Exception as exc:  # pylint: disable=broad-exception-caught
-        module.fail_json(
-            msg=f"model {params['name']}: internal error {type(exc).__name__}: {exc}; please report it",
-            exception=traceback.format_exc(),
-            changed=False,
-            **empty,
-        )
     for warning in result.pop("warnings", []):
         module.warn(warning)
     diff = result.pop("diff", None)

@@ -160,6 +160,7 @@ bytes_hashed:
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402 - after the documentation, as Ansible modules are
 from ansible_collections.airgap.llm.plugins.module_utils._digest import DigestError  # noqa: E402
+from ansible_collections.airgap.llm.plugins.module_utils._module import fail_on_error  # noqa: E402
 from ansible_collections.airgap.llm.plugins.module_utils._ollama import (  # noqa: E402
     OllamaError,
     Store,
@@ -183,7 +184,9 @@ def main() -> None:
     params = module.params
     if params["jobs"] is not None and params["jobs"] < 1:
         module.fail_json(msg=f"jobs must be at least 1, got {params['jobs']}")
-    try:
+    empty = {"models": [], "problems": [], "bytes_hashed": 0}
+    what = f"verification of store {params['path']}"
+    with fail_on_error(module, what, (OllamaError, DigestError), fields=empty):
         store = Store(params["path"])
         store.check_layout(must_exist=True)
         with store.lock(exclusive=False, timeout=params["lock_timeout"], create=False):
@@ -195,12 +198,6 @@ def main() -> None:
                 orphans=params["orphans"],
                 write_record=not module.check_mode,
             )
-    except (OllamaError, DigestError) as exc:
-        module.fail_json(msg=str(exc), models=[], problems=[], bytes_hashed=0)
-    except OSError as exc:
-        module.fail_json(
-            msg=f"cannot verify store {params['path']}: {exc}", models=[], problems=[], bytes_hashed=0
-        )
     for warning in result.pop("warnings"):
         module.warn(warning)
     failing = [p for p in result["problems"] if p["kind"] != "orphan" or params["orphans"] == "fail"]

@@ -78,10 +78,10 @@ sha256:
 import hashlib  # noqa: E402 - after the documentation, as in every Ansible module
 import json  # noqa: E402
 import os  # noqa: E402
-import traceback  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.airgap.llm.plugins.module_utils._digest import atomic_write  # noqa: E402
+from ansible_collections.airgap.llm.plugins.module_utils._module import fail_on_error  # noqa: E402
 from ansible_collections.airgap.llm.plugins.module_utils._repo import RepoError, Repository  # noqa: E402
 
 
@@ -94,7 +94,7 @@ def main() -> None:
         supports_check_mode=True,
     )
     params = module.params
-    try:
+    with fail_on_error(module, f"inventory of {params['repository']}", (RepoError,), prefix_domain=True):
         repo = Repository(params["repository"])
         if not repo.exists():
             raise RepoError(f"{params['repository']} is not an artifact repository (no blobs/sha256/)")
@@ -107,15 +107,6 @@ def main() -> None:
             changed = True
         if changed and not module.check_mode:
             atomic_write(params["dest"], data)
-    except (RepoError, OSError) as exc:
-        module.fail_json(msg=f"inventory of {params['repository']}: {exc}", changed=False)
-    # Never show a bare traceback.
-    except Exception as exc:  # pylint: disable=broad-exception-caught
-        module.fail_json(
-            msg=f"inventory: internal error {type(exc).__name__}: {exc}",
-            exception=traceback.format_exc(),
-            changed=False,
-        )
     module.exit_json(
         changed=changed,
         dest=os.path.abspath(params["dest"]),

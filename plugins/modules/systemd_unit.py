@@ -195,6 +195,7 @@ import os  # noqa: E402 - after the documentation, as Ansible modules are
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.airgap.llm.plugins.module_utils._digest import atomic_write, fsync_dir  # noqa: E402
+from ansible_collections.airgap.llm.plugins.module_utils._module import fail_on_error  # noqa: E402
 from ansible_collections.airgap.llm.plugins.module_utils._systemd import (  # noqa: E402
     RELAXATIONS,
     SCORE_MIN_VERSION,
@@ -324,12 +325,8 @@ def main():
         required_if=[("state", "present", ("sections",))],
         supports_check_mode=True,
     )
-    try:
+    with fail_on_error(module, f"unit {module.params['name']}", (SystemdUnitError,)):
         result = run(module)
-    except SystemdUnitError as exc:
-        module.fail_json(msg=str(exc))
-    except OSError as exc:
-        module.fail_json(msg=f"Cannot write unit {module.params['name']}: {exc}.")
     module.exit_json(**result)
 
 
