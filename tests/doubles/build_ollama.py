@@ -38,13 +38,14 @@ def build(version: str, dest: str, broken: bool = False) -> str:
     os.makedirs(dest, exist_ok=True)
     with tempfile.TemporaryDirectory() as stage:
         shutil.copytree(os.path.join(SOURCE, "lib"), os.path.join(stage, "lib"))
-        os.makedirs(os.path.join(stage, "bin"))
-        with open(os.path.join(SOURCE, "bin", "ollama"), encoding="utf-8") as handle:
+        shutil.copytree(os.path.join(SOURCE, "bin"), os.path.join(stage, "bin"))
+        program = os.path.join(stage, "lib", "ollama", "ollama-stand-in")
+        with open(program, encoding="utf-8") as handle:
             text = handle.read()
         text = text.replace("@VERSION@", version).replace("@BROKEN@", "yes" if broken else "no")
-        binary = os.path.join(stage, "bin", "ollama")
-        with open(binary, "w", encoding="utf-8") as handle:
+        with open(program, "w", encoding="utf-8") as handle:
             handle.write(text)
+        binary = os.path.join(stage, "bin", "ollama")
         # A release is world-readable: directories 0755, files 0644, the binary 0755.
         for directory, _dirs, files in os.walk(stage):
             os.chmod(directory, 0o755)  # noqa: S103
