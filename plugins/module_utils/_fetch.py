@@ -341,8 +341,14 @@ class _Resumable:
                 if response is not None:
                     stack.enter_context(response)
                 if offset == 0:
+                    # Writeback starts while the transfer runs, so the final fsync waits for the tail only.
                     actual, count = copy_and_hash(
-                        response, fd, expected_size=total, src_name=self.url, dest_name=self.partial
+                        response,
+                        fd,
+                        expected_size=total,
+                        src_name=self.url,
+                        dest_name=self.partial,
+                        start_writeback=True,
                     )
                     received = count
                 else:
