@@ -9,7 +9,7 @@ set -euo pipefail
 
 dest=${1:?usage: debs.sh DEST [IMAGE]}
 image=${2:-localhost/airgap-llm-node:bookworm}
-packages=(nginx apt-utils gpg gpg-agent jq)
+packages=(nginx apt-utils gpg gpg-agent jq python3-cryptography zstd)
 
 want="$(podman image inspect --format '{{ .Id }}' "$image") ${packages[*]}"
 if [ -f "$dest/.recipe" ] && [ "$(cat "$dest/.recipe")" = "$want" ]; then
