@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import hashlib
 import http.server
 import ipaddress
@@ -121,7 +122,7 @@ class Handler(http.server.SimpleHTTPRequestHandler):
 
 
 def serve(root: str, certs: dict, port_queue) -> None:
-    handler = lambda *a, **k: Handler(*a, directory=root, **k)  # noqa: E731
+    handler = functools.partial(Handler, directory=root)
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(certs["cert"], certs["key"])

@@ -256,10 +256,10 @@ def _attributes_differ(st: os.stat_result, spec: ArtifactSpec) -> bool:
 
 
 def _copy_local(spec: ArtifactSpec) -> Dict[str, Any]:
-    assert spec.src is not None  # noqa: S101 - ArtifactSpec guarantees url xor src
+    src = spec.src or ""
     directory = os.path.dirname(spec.dest)
     try:
-        src_fd = os.open(spec.src, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        src_fd = os.open(src, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
     except OSError as exc:
         raise ArtifactError(f"cannot open src {spec.src}: {exc.strerror}; check the path") from None
     try:
@@ -305,11 +305,11 @@ def _copy_local(spec: ArtifactSpec) -> Dict[str, Any]:
 
 
 def _download(spec: ArtifactSpec) -> Dict[str, Any]:
-    assert spec.url is not None  # noqa: S101 - ArtifactSpec guarantees url xor src
+    url = spec.url or ""
     partial = partial_path(spec.dest, spec.sha256) if spec.resume else None
     try:
         return fetch(
-            spec.url,
+            url,
             spec.dest,
             spec.sha256,
             options=spec.fetch_options,
@@ -322,7 +322,7 @@ def _download(spec: ArtifactSpec) -> Dict[str, Any]:
     except FetchError as exc:
         raise ArtifactError(str(exc)) from None
     except DigestError as exc:
-        raise ArtifactError(f"{spec.url}: {exc}") from None
+        raise ArtifactError(f"{url}: {exc}") from None
 
 
 def _check_destination_directory(spec: ArtifactSpec) -> None:
@@ -401,7 +401,6 @@ def place(spec: ArtifactSpec, check_mode: bool = False) -> Dict[str, Any]:
             with contextlib.suppress(OSError):
                 if spec.url and spec.resume and os.path.isfile(partial):
                     result["resumed_from"] = os.lstat(partial).st_size
-            return result
             return result
 
         outcome = _download(spec) if spec.url else _copy_local(spec)

@@ -204,9 +204,9 @@ def fetch(
 def _content_range(response: Any) -> Optional[Tuple[int, Optional[int]]]:
     """``(first byte, total or None)`` of a ``Content-Range: bytes a-b/total`` header."""
     value = response.headers.get("Content-Range") or ""
-    unit, _, spec = value.strip().partition(" ")
-    span, _, total = spec.partition("/")
-    first, _, _last = span.partition("-")
+    unit, _sep, spec = value.strip().partition(" ")
+    span, _sep, total = spec.partition("/")
+    first, _sep, _last = span.partition("-")
     if unit != "bytes" or not first.isdigit():
         return None
     return int(first), int(total) if total.isdigit() else None

@@ -42,7 +42,7 @@ def run_module(pytestconfig):
                 ANSIBLE_NOCOLOR="1",
             ),
         )
-        head, _, body = done.stdout.partition(" => ")
+        head, _sep, body = done.stdout.partition(" => ")
         assert body, done.stdout + done.stderr
         return ("SUCCESS" in head or "CHANGED" in head), json.loads(body[: body.rindex("}") + 1])
 

@@ -9,11 +9,9 @@ import json
 import os
 import subprocess
 
+import pytest
 from ansible_collections.airgap.llm.tests.module_runner import ansible_env
-from ansible_collections.airgap.llm.tests.unit.plugins.modules.test_artifact import (  # noqa: F401 - fixtures
-    Repo,
-    certs,
-)
+from ansible_collections.airgap.llm.tests.unit.plugins.modules.test_artifact import Repo, make_certificates
 
 A = "a" * 64
 B = "b" * 64
@@ -93,7 +91,14 @@ def test_unknown_name_and_version_are_named(tmp_path):
     assert rc and "a version is always required" in out
 
 
-def test_over_https_with_the_internal_ca(tmp_path, certs):  # noqa: F811 - pytest fixture
+@pytest.fixture
+def certs(tmp_path):
+    directory = tmp_path / "certs"
+    directory.mkdir()
+    return make_certificates(str(directory))
+
+
+def test_over_https_with_the_internal_ca(tmp_path, certs):
     root = tmp_path / "served"
     (root / "current").mkdir(parents=True)
     (root / "current" / "index.json").write_text(json.dumps(INDEX))

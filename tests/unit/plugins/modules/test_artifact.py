@@ -28,7 +28,7 @@ from ansible_collections.airgap.llm.tests.module_runner import ansible
 MiB = 1024 * 1024
 
 
-def _certificates(directory):
+def make_certificates(directory):
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -177,7 +177,7 @@ class Repo:
 def certs(tmp_path):
     directory = tmp_path / "certs"
     directory.mkdir()
-    return _certificates(str(directory))
+    return make_certificates(str(directory))
 
 
 @pytest.fixture
