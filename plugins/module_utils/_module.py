@@ -47,7 +47,8 @@ def fail_on_error(
         module.fail_json(msg=f"{what}: {exc}" if prefix_domain else str(exc), **extra)
     except OSError as exc:
         module.fail_json(msg=f"{what}: {exc}. {os_advice}", **extra)
-    except Exception as exc:  # pylint: disable=broad-exception-caught - never a bare traceback
+    # Never a bare traceback: anything unexpected still ends in one fail_json.
+    except Exception as exc:  # pylint: disable=broad-exception-caught
         module.fail_json(
             msg=f"{what}: internal error {type(exc).__name__}: {exc}. Please report it with -vvv output.",
             exception=traceback.format_exc(),
