@@ -77,23 +77,33 @@ class FetchOptions:
 
     def __init__(
         self,
+        *,
         ca_file: Optional[str] = None,
         client_cert: Optional[str] = None,
         client_key: Optional[str] = None,
         timeout: float = DEFAULT_TIMEOUT,
         headers: Optional[Dict[str, str]] = None,
+        validate_certs: bool = True,
+        https_only: bool = False,
     ) -> None:
         self.ca_file = ca_file
         self.client_cert = client_cert
         self.client_key = client_key
         self.timeout = timeout
         self.headers = dict(headers or {})
+        # validate_certs=False is for tests and broken sites only; nothing defaults to it.
+        self.validate_certs = validate_certs
+        # https_only: refuse plain-http URLs and redirects to them.
+        self.https_only = https_only
 
 
 def _context(options: FetchOptions) -> ssl.SSLContext:
     try:
-        context = ssl.create_default_context(cafile=options.ca_file)
+        context = ssl.create_default_context(cafile=options.ca_file if options.validate_certs else None)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
+        if not options.validate_certs:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
         if options.client_cert:
             context.load_cert_chain(options.client_cert, options.client_key)
     except (OSError, ssl.SSLError) as exc:
@@ -101,12 +111,26 @@ def _context(options: FetchOptions) -> ssl.SSLContext:
     return context
 
 
-def _open(url: str, options: FetchOptions, offset: int = 0) -> Any:
-    """Open ``url`` and return the response; ``offset`` > 0 asks for the bytes from there on."""
+class _HttpsOnlyRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: PLR0917 - stdlib signature
+        if urllib.parse.urlsplit(newurl).scheme != "https":
+            raise FetchError(f"{req.full_url} redirects to {newurl}, which is not https; refused")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+def open_url(url: str, options: FetchOptions, offset: int = 0) -> Any:
+    """Open ``url`` and return the response; ``offset`` > 0 asks for the bytes from there on.
+
+    The one place where the collection opens a URL: proxies are never used, TLS follows
+    ``options``, and with ``options.https_only`` neither the URL nor a redirect may be plain http.
+    """
     parsed = urllib.parse.urlsplit(url)
-    if parsed.scheme not in ("http", "https"):
-        raise FetchError(f"{url}: only http and https URLs can be downloaded")
+    allowed = ("https",) if options.https_only else ("http", "https")
+    if parsed.scheme not in allowed or not parsed.netloc:
+        raise FetchError(f"{url}: only {' and '.join(allowed)} URLs can be downloaded")
     handlers: list = [urllib.request.ProxyHandler({})]
+    if options.https_only:
+        handlers.append(_HttpsOnlyRedirect())
     if parsed.scheme == "https":
         handlers.append(urllib.request.HTTPSHandler(context=_context(options)))
     opener = urllib.request.build_opener(*handlers)
@@ -168,7 +192,7 @@ def fetch(
         return _Resumable(
             url, dest, sha256, options=options, size=size, mode=mode, partial=partial, uid=uid, gid=gid
         ).run()
-    response = _open(url, options)
+    response = open_url(url, options)
     expected = size if size is not None else _content_length(response)
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(dest)}.", suffix=".part", dir=directory)
     try:
@@ -298,7 +322,7 @@ class _Resumable:
         """Open the URL from ``offset`` (0 = whole file); return (response, offset used, total)."""
         if offset:
             try:
-                response = _open(self.url, self.options, offset)
+                response = open_url(self.url, self.options, offset)
             except _RangeNotSatisfiable:
                 response = None
             if response is not None:
@@ -307,7 +331,7 @@ class _Resumable:
                     total = self.size if self.size is not None else span[1]
                     return response, offset, total
                 response.close()
-        response = _open(self.url, self.options)
+        response = open_url(self.url, self.options)
         return response, 0, self.size if self.size is not None else _content_length(response)
 
     def run(self) -> Dict[str, Any]:
@@ -406,7 +430,7 @@ class _Resumable:
 def fetch_bytes(url: str, options: Optional[FetchOptions] = None, limit: int = 1 << 20) -> bytes:
     """Read a small document (at most ``limit`` bytes) into memory."""
     options = options or FetchOptions()
-    response = _open(url, options)
+    response = open_url(url, options)
     try:
         with response:
             data = response.read(limit + 1)

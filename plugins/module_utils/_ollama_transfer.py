@@ -25,13 +25,11 @@ import datetime
 import json
 import os
 import shutil
-import ssl
 import stat
 import tempfile
 import threading
 import urllib.error
 import urllib.parse
-import urllib.request
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import Any, Dict, List, Optional, Set, Tuple
 
@@ -47,6 +45,7 @@ from ansible_collections.airgap.llm.plugins.module_utils._digest import (
     default_jobs,
     fsync_dir,
 )
+from ansible_collections.airgap.llm.plugins.module_utils._fetch import FetchError, FetchOptions, open_url
 from ansible_collections.airgap.llm.plugins.module_utils._ollama import (
     HINTS,
     MANIFEST_MAX_BYTES,
@@ -135,13 +134,6 @@ class LocalSource:
             os.close(fd)
 
 
-class _HttpsOnlyRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: PLR0917 - stdlib signature
-        if urllib.parse.urlsplit(newurl).scheme != "https":
-            raise SourceError(f"{req.full_url} redirects to {newurl}, which is not https; refused")
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
-
-
 class HttpsSource:
     """An https URL of a directory in store layout (the artifact repository), stdlib only.
 
@@ -154,20 +146,8 @@ class HttpsSource:
             raise SourceError(f"src {url!r} is neither a local directory nor an https:// URL")
         self.base = url if url.endswith("/") else url + "/"
         self.label = self.base
-        self.timeout = timeout
-        if validate_certs:
-            try:
-                context = ssl.create_default_context(cafile=ca_file)
-            except (OSError, ssl.SSLError) as exc:
-                raise SourceError(f"cannot load ca_file {ca_file}: {exc}") from None
-        else:
-            context = ssl.create_default_context()
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        self.opener = urllib.request.build_opener(
-            urllib.request.ProxyHandler({}),
-            urllib.request.HTTPSHandler(context=context),
-            _HttpsOnlyRedirect(),
+        self.options = FetchOptions(
+            ca_file=ca_file, timeout=timeout, validate_certs=validate_certs, https_only=True
         )
 
     def _url(self, relpath: str) -> str:
@@ -177,15 +157,10 @@ class HttpsSource:
         return self._url("blobs/" + layer.blob_name)
 
     def _open(self, url: str):
-        request = urllib.request.Request(url, headers={"Accept-Encoding": "identity"})  # noqa: S310 - https only
         try:
-            return self.opener.open(request, timeout=self.timeout)
-        except urllib.error.HTTPError as exc:
-            raise SourceError(f"GET {url} answered HTTP {exc.code} {exc.reason}") from None
-        except urllib.error.URLError as exc:
-            raise SourceError(f"GET {url} failed: {exc.reason}; check src, ca_file and the server") from None
-        except (OSError, ssl.SSLError) as exc:
-            raise SourceError(f"GET {url} failed: {exc}") from None
+            return open_url(url, self.options)
+        except FetchError as exc:
+            raise SourceError(f"GET {exc}; check src, ca_file and the server") from None
 
     def manifest_bytes(self, name: ModelName) -> bytes:
         url = self._url(name.relpath)

@@ -594,7 +594,7 @@ def test_https_corrupt_blob_and_missing_model(https_repo, populated):
     url, ca_file, root, models = https_repo
     source = transfer.make_source(url, ca_file=ca_file, timeout=10)
     _assert_fails_unchanged(
-        populated, lambda: _install(populated, "nothere:1", source), transfer.SourceError, "answered HTTP 404"
+        populated, lambda: _install(populated, "nothere:1", source), transfer.SourceError, ": HTTP 404"
     )
     gen.flip_bit(models["3b"].blob_path(root, 0), 7)
     digest = models["3b"].layers[0]["digest"]
