@@ -3,7 +3,7 @@
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
-.DEFAULT_GOAL := test
+.DEFAULT_GOAL := help
 
 PYTHON     ?= /usr/bin/python3
 VENV       := $(CURDIR)/.venv
@@ -25,9 +25,11 @@ export PY_COLORS := 0
 export NO_COLOR := 1
 
 
-.PHONY: test lint unit integration sanity molecule bench setup host venv collection image debs clean help
+.PHONY: demo demo-clean test lint unit integration sanity molecule bench setup host venv collection image debs clean help
 
 help:
+	@echo "make demo      bundle -> ingest -> site.yml on air-gapped Ollama nodes -> verify.yml, with a summary"
+	@echo "make demo-clean  remove the demo containers, network and work directory"
 	@echo "make test      lint, sanity, unit tests and every Molecule scenario"
 	@echo "make lint      ansible-lint (production profile) and ruff"
 	@echo "make sanity    ansible-test sanity on a copy under ansible_collections/airgap/llm"
@@ -36,6 +38,13 @@ help:
 	@echo "make molecule  every Molecule scenario (SCENARIOS='a b' to choose)"
 	@echo "make bench     benchmarks against reference tools"
 	@echo "make clean     remove the virtualenv, build output and test containers"
+
+# The first production path end to end on this machine (tests/demo/README.md).
+demo: setup debs
+	@bash tests/demo/run.sh
+
+demo-clean:
+	@bash tests/demo/clean.sh
 
 test: lint sanity unit integration molecule
 
@@ -124,6 +133,6 @@ bench: setup
 	  echo "== $$b"; $(BIN)/python $$b; \
 	done
 
-clean:
+clean: demo-clean
 	@for s in $(SCENARIOS); do $(BIN)/molecule destroy -s $$s >/dev/null 2>&1 || true; done
 	rm -rf .venv .venv-sanity .build .pytest_cache .ruff_cache tests/output
