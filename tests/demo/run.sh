@@ -95,7 +95,7 @@ all:
         ollama_models_list: "{{ site_pins.models }}"
 INVENTORY
 
-export ANSIBLE_PIPELINING=true ANSIBLE_STDOUT_CALLBACK=${ANSIBLE_STDOUT_CALLBACK:-default}
+export ANSIBLE_PIPELINING=true ANSIBLE_STDOUT_CALLBACK=${ANSIBLE_STDOUT_CALLBACK:-default} ANSIBLE_PYTHON_INTERPRETER=auto_silent
 export ANSIBLE_DISPLAY_SKIPPED_HOSTS=false ANSIBLE_DISPLAY_OK_HOSTS=${ANSIBLE_DISPLAY_OK_HOSTS:-false}
 say "Bundle (low side), ingest (demo-repo), site.yml (repository, clients, Ollama nodes)"
 # The same low-side and ingest steps as the site Molecule scenario, then playbooks/site.yml.
