@@ -297,7 +297,7 @@ def measure(workdir: str, sizes: dict, *, pki: str, binary: str, runs: int) -> l
 
         for label in setups:
             rows[label]["first"] = run_as(label)
-        for _ in range(runs):
+        for _round in range(runs):
             for label in setups:
                 rows[label]["again"].append(run_as(label))
     for row in rows.values():

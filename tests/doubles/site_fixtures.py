@@ -41,7 +41,7 @@ MODELS = (("tinyllama", "1b", "llama"), ("tiny-embed", "v1", "bert"))
 def _read_sha256sum(path: str) -> str:
     with open(path, encoding="utf-8") as handle:
         for line in handle:
-            digest, _, name = line.strip().partition("  ")
+            digest, _sep, name = line.strip().partition("  ")
             if name.lstrip("./") == build_ollama.ARCHIVE:
                 return digest
     raise SystemExit(f"{path} lists no {build_ollama.ARCHIVE}")
@@ -90,7 +90,7 @@ def build(dest: str, debs: str = "", model_size: int = 256 * 1024, release: str 
                 "license": "MIT",
             }
         )
-    for name, tag, _ in MODELS:
+    for name, tag, _family in MODELS:
         artifacts.append({"name": name, "version": tag, "kind": "model", "license": "test fixture"})
     if debs:
         # One artifact per package, named and versioned as its file (name_version_arch.deb).

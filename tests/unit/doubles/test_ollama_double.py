@@ -135,7 +135,7 @@ def test_api_against_a_real_format_store(tmp_path, release):
     store = tmp_path / "models"
     small = gen.add_model(str(store), "tiny:1b", model_size=4096, family="llama")
     other = gen.add_model(str(store), "team/embed:v2", model_size=2048, family="bert")
-    with serving(release["binary"], tmp_path / "home", store) as (port, _):
+    with serving(release["binary"], tmp_path / "home", store) as (port, _environ):
         assert request(port, "GET", "/") == (200, b"Ollama is running")
         status, body = request(port, "HEAD", "/")
         assert (status, body) == (200, b"")
@@ -186,7 +186,7 @@ def test_api_against_a_real_format_store(tmp_path, release):
 def test_a_changed_manifest_changes_the_reported_digest(tmp_path, release):
     store = tmp_path / "models"
     model = gen.add_model(str(store), "tiny:1b", model_size=1024)
-    with serving(release["binary"], tmp_path / "home", store) as (port, _):
+    with serving(release["binary"], tmp_path / "home", store) as (port, _environ):
         before = json.loads(request(port, "GET", "/api/tags")[1])["models"][0]["digest"]
         assert "sha256:" + before == model.manifest_digest
         gen.write_manifest(str(store), "tiny:1b", model.manifest_bytes + b" ")
@@ -203,7 +203,7 @@ def test_a_changed_manifest_changes_the_reported_digest(tmp_path, release):
     ],
 )
 def test_status_reports_cloud_from_the_environment(tmp_path, release, env, disabled, source):
-    with serving(release["binary"], tmp_path / "home", tmp_path / "models", **env) as (port, _):
+    with serving(release["binary"], tmp_path / "home", tmp_path / "models", **env) as (port, _environ):
         status, body = request(port, "GET", "/api/status")
     assert status == 200
     assert json.loads(body) == {"cloud": {"disabled": disabled, "source": source}}
@@ -226,7 +226,7 @@ def test_status_reports_cloud_from_the_environment(tmp_path, release, env, disab
     ],
 )
 def test_loopback_server_refuses_non_local_host_headers(tmp_path, release, host, expected):
-    with serving(release["binary"], tmp_path / "home", tmp_path / "models") as (port, _):
+    with serving(release["binary"], tmp_path / "home", tmp_path / "models") as (port, _environ):
         status, body = request(port, "GET", "/api/version", host=host)
     assert status == expected
     if expected == 403:
@@ -292,7 +292,7 @@ def test_a_corrupt_manifest_does_not_protect_its_blobs(tmp_path, release):
 @pytest.mark.parametrize("value", ["1", "true", "yes"])
 def test_noprune_keeps_everything(tmp_path, release, value):
     store = tmp_path / "models"
-    _, files = pruning_store(store)
+    _keep, files = pruning_store(store)
     before = gen.snapshot(str(store))
     with serving(release["binary"], tmp_path / "home", store, OLLAMA_NOPRUNE=value):
         pass
@@ -324,7 +324,7 @@ def test_serve_creates_an_openssh_ed25519_key_pair_once(tmp_path, release):
 
 def test_default_store_is_under_home(tmp_path, release):
     home = tmp_path / "home"
-    with serving(release["binary"], home) as (port, _):
+    with serving(release["binary"], home) as (port, _environ):
         assert json.loads(request(port, "GET", "/api/tags")[1]) == {"models": []}
     assert (home / ".ollama" / "models" / "blobs").is_dir()
 
@@ -378,7 +378,7 @@ def test_broken_build_cannot_serve(tmp_path):
 def test_list_and_version_talk_to_the_server(tmp_path, release):
     store = tmp_path / "models"
     model = gen.add_model(str(store), "tiny:1b", model_size=1024)
-    with serving(release["binary"], tmp_path / "home", store) as (_, environ):
+    with serving(release["binary"], tmp_path / "home", store) as (_port, environ):
         listed = subprocess.run(
             [str(release["binary"]), "list"], env=environ, capture_output=True, text=True, check=True
         ).stdout.splitlines()
