@@ -23,7 +23,6 @@ The ratio is throughput relative to ``curl -o`` (higher is better; the target is
 from __future__ import annotations
 
 import argparse
-import datetime
 import functools
 import hashlib
 import http.server
@@ -39,9 +38,6 @@ import tempfile
 import time
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 COLLECTIONS = os.path.join(os.path.dirname(HERE), ".build", "collections")
@@ -49,6 +45,7 @@ sys.path.insert(0, COLLECTIONS)
 
 from ansible_collections.airgap.llm.plugins.module_utils import _artifact  # noqa: E402
 from ansible_collections.airgap.llm.plugins.module_utils._fetch import FetchOptions  # noqa: E402
+from ansible_collections.airgap.llm.tests.certs import make_certificates  # noqa: E402
 
 RECORD = 1 << 20
 LOOPBACK = x509.IPAddress(ipaddress.ip_address("127.0.0.1"))
@@ -71,46 +68,6 @@ def parse_size(text: str) -> int:
     return int(text)
 
 
-def make_certificates(directory: str) -> dict:
-    now = datetime.datetime.now(datetime.timezone.utc)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bench CA")])
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=2))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=2))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    paths = {k: os.path.join(directory, k + ".pem") for k in ("ca", "cert", "key")}
-    with open(paths["ca"], "wb") as handle:
-        handle.write(ca.public_bytes(serialization.Encoding.PEM))
-    with open(paths["cert"], "wb") as handle:
-        handle.write(cert.public_bytes(serialization.Encoding.PEM))
-    with open(paths["key"], "wb") as handle:
-        pkcs8 = serialization.PrivateFormat.PKCS8
-        handle.write(key.private_bytes(serialization.Encoding.PEM, pkcs8, serialization.NoEncryption()))
-    return paths
-
-
 class Handler(http.server.SimpleHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
@@ -125,7 +82,7 @@ def serve(root: str, certs: dict, port_queue) -> None:
     handler = functools.partial(Handler, directory=root)
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(certs["cert"], certs["key"])
+    context.load_cert_chain(certs["server"], certs["server_key"])
     server.socket = context.wrap_socket(server.socket, server_side=True)
     port_queue.put(server.server_address[1])
     server.serve_forever()

@@ -10,8 +10,9 @@ import os
 import subprocess
 
 import pytest
+from ansible_collections.airgap.llm.tests.certs import make_certificates
 from ansible_collections.airgap.llm.tests.module_runner import ansible_env
-from ansible_collections.airgap.llm.tests.unit.plugins.modules.test_artifact import Repo, make_certificates
+from ansible_collections.airgap.llm.tests.unit.plugins.modules.test_artifact import Repo
 
 A = "a" * 64
 B = "b" * 64

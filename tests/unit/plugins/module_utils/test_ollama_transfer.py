@@ -6,10 +6,8 @@
 from __future__ import annotations
 
 import contextlib
-import datetime
 import functools
 import http.server
-import ipaddress
 import json
 import os
 import re
@@ -24,6 +22,7 @@ import pytest
 from ansible_collections.airgap.llm.plugins.module_utils import _ollama
 from ansible_collections.airgap.llm.plugins.module_utils import _ollama_transfer as transfer
 from ansible_collections.airgap.llm.tests import ollama_store as gen
+from ansible_collections.airgap.llm.tests.certs import make_certificates
 
 
 @pytest.fixture
@@ -486,60 +485,6 @@ def test_absent_keeps_every_blob_when_another_manifest_is_unreadable(src, dest):
 # ------------------------------------------------------------------------------------------- https
 
 
-def _certificates(directory):
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    now = datetime.datetime.now(datetime.timezone.utc)
-
-    def name(text):
-        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, text)])
-
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(name("airgap test CA"))
-        .issuer_name(name("airgap test CA"))
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name("127.0.0.1"))
-        .issuer_name(ca.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    paths = {k: os.path.join(directory, k + ".pem") for k in ("ca", "cert", "key")}
-    with open(paths["ca"], "wb") as handle:
-        handle.write(ca.public_bytes(serialization.Encoding.PEM))
-    with open(paths["cert"], "wb") as handle:
-        handle.write(cert.public_bytes(serialization.Encoding.PEM))
-    with open(paths["key"], "wb") as handle:
-        handle.write(
-            key.private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-            )
-        )
-    return paths
-
-
 class _Quiet(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args):
         pass
@@ -549,11 +494,11 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
 def https_repo(src, tmp_path):
     """Serve the source store over https on 127.0.0.1 only, with a CA made for the test."""
     root, models = src
-    paths = _certificates(str(tmp_path))
+    paths = make_certificates(str(tmp_path))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=root))
     server.daemon_threads = True
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(paths["cert"], paths["key"])
+    context.load_cert_chain(paths["server"], paths["server_key"])
     server.socket = context.wrap_socket(server.socket, server_side=True)
     server.socket.settimeout(10)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
