@@ -18,11 +18,15 @@ What Ollama writes when it pulls or creates a model:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import subprocess
+import sys
+import textwrap
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 
 MANIFEST_MEDIA_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
 CONFIG_MEDIA_TYPE = "application/vnd.docker.container.image.v1+json"
@@ -198,3 +202,28 @@ def truncate(path: str, drop: int = 1) -> None:
     size = os.path.getsize(path)
     with open(path, "r+b") as handle:
         handle.truncate(max(0, size - drop))
+
+
+@contextlib.contextmanager
+def lock_held_elsewhere(root: str) -> Iterator[None]:
+    """Another process holds the exclusive lock of the store at ``root`` until the block ends."""
+    code = textwrap.dedent(
+        f"""
+        import sys
+        from ansible_collections.airgap.llm.plugins.module_utils import _ollama
+        with _ollama.Store({root!r}).lock(exclusive=True, timeout=5):
+            print("locked", flush=True)
+            sys.stdin.readline()
+        """
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        if holder.stdout.readline().strip() != "locked":
+            raise RuntimeError(f"the lock holder for {root} did not start")
+        yield
+    finally:
+        holder.stdin.write("\n")
+        holder.stdin.close()
+        holder.wait(timeout=10)

@@ -465,34 +465,11 @@ def test_an_unreadable_blob_is_reported_when_verifying_as_an_unprivileged_user()
 def test_the_store_lock_excludes_a_second_writer(tmp_path):
     root = str(tmp_path)
     store = _ollama.Store(root)
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            textwrap.dedent(
-                f"""
-                import sys, time
-                from ansible_collections.airgap.llm.plugins.module_utils import _ollama
-                with _ollama.Store({root!r}).lock(exclusive=True, timeout=5):
-                    print("locked", flush=True)
-                    sys.stdin.readline()
-                """
-            ),
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout.readline().strip() == "locked"
+    with gen.lock_held_elsewhere(root):
         waited = r"locked by another run \(waited 0.3 s"
         with pytest.raises(_ollama.LockTimeoutError, match=waited), store.lock(exclusive=True, timeout=0.3):
             pass
         with pytest.raises(_ollama.LockTimeoutError), store.lock(exclusive=False, timeout=0.1):
             pass
-    finally:
-        holder.stdin.write("\n")
-        holder.stdin.close()
-        holder.wait(timeout=10)
     with store.lock(exclusive=True, timeout=1):
         pass

@@ -14,8 +14,6 @@ import re
 import shutil
 import ssl
 import subprocess
-import sys
-import textwrap
 import threading
 
 import pytest
@@ -398,36 +396,13 @@ def test_full_disk_during_the_copy_leaves_the_store_unchanged(src, tiny_tmpfs, m
 
 def test_two_runs_at_once_the_second_waits_then_fails_cleanly(src, populated):
     root, _models = src
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            textwrap.dedent(
-                f"""
-                import sys
-                from ansible_collections.airgap.llm.plugins.module_utils import _ollama
-                with _ollama.Store({populated!r}).lock(exclusive=True, timeout=5):
-                    print("locked", flush=True)
-                    sys.stdin.readline()
-                """
-            ),
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout.readline().strip() == "locked"
+    with gen.lock_held_elsewhere(populated):
         _assert_fails_unchanged(
             populated,
             lambda: _install(populated, "llama3.2:3b", root, lock_timeout=0.3),
             _ollama.LockTimeoutError,
             "is locked by another run",
         )
-    finally:
-        holder.stdin.write("\n")
-        holder.stdin.close()
-        holder.wait(timeout=10)
     assert _install(populated, "llama3.2:3b", root, lock_timeout=5)["changed"]
 
 
