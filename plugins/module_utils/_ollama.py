@@ -119,6 +119,22 @@ class ManifestError(OllamaError):
         self.reason = reason
 
 
+def _require_real_dir(path: str, advice: str) -> bool:
+    """True if ``path`` is a real directory, False if it does not exist; a symlink or a file in
+    its place raises StoreError (links inside the store are refused, never followed)."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    if stat.S_ISLNK(st.st_mode):
+        raise StoreError(
+            f"{path} is a symbolic link to {os.readlink(path)}; links inside the store are refused, {advice}"
+        )
+    if not stat.S_ISDIR(st.st_mode):
+        raise StoreError(f"{path} is not a directory; remove it")
+    return True
+
+
 class StoreError(OllamaError):
     """The store (or a path in it) is not usable: wrong type, symlink, permissions."""
 
@@ -468,17 +484,7 @@ class Store:
         if not os.path.isdir(self.root):
             raise StoreError(f"store {self.given} is not a directory; check `path` (OLLAMA_MODELS)")
         for sub in (self.manifests_dir, self.blobs_dir, self.state_dir):
-            try:
-                st = os.lstat(sub)
-            except FileNotFoundError:
-                continue
-            if stat.S_ISLNK(st.st_mode):
-                raise StoreError(
-                    f"{sub} is a symbolic link to {os.readlink(sub)}; links inside the store are "
-                    "refused, point `path` at the real store"
-                )
-            if not stat.S_ISDIR(st.st_mode):
-                raise StoreError(f"{sub} is not a directory; remove it")
+            _require_real_dir(sub, "point `path` at the real store")
 
     def manifest_path(self, name: ModelName) -> str:
         path = os.path.join(self.manifests_dir, name.host, name.namespace, name.model, name.tag)
@@ -486,17 +492,8 @@ class Store:
         current = self.manifests_dir
         for part in (name.host, name.namespace, name.model):
             current = os.path.join(current, part)
-            try:
-                st = os.lstat(current)
-            except FileNotFoundError:
+            if not _require_real_dir(current, "remove it"):
                 break
-            if stat.S_ISLNK(st.st_mode):
-                raise StoreError(
-                    f"{current} is a symbolic link to {os.readlink(current)}; links inside the store "
-                    "are refused, remove it"
-                )
-            if not stat.S_ISDIR(st.st_mode):
-                raise StoreError(f"{current} is not a directory; remove it")
         return path
 
     def blob_path(self, digest: str) -> str:
