@@ -328,8 +328,13 @@ class _Flusher:
         return self.error
 
 
-class _Writer:
-    """Write all of a buffer to a descriptor; optionally flush what is written in the background."""
+class Writer:
+    """Write all of a buffer to a descriptor; optionally flush what is written in the background.
+
+    The one place where large files are written durably while they are produced: with
+    ``start_writeback`` the data goes to the disk during the copy, so that the caller's final
+    ``fsync`` is short. :meth:`close` must be called (it joins the helper thread).
+    """
 
     def __init__(self, fd: int, name: str, start_writeback: bool) -> None:
         self.fd = fd
@@ -407,7 +412,7 @@ def copy_and_hash(
     so the data goes to disk while the copy goes on and the caller's final ``fsync`` waits only
     for the tail instead of the whole file.
     """
-    write = _Writer(dest_fd, dest_name, start_writeback)
+    write = Writer(dest_fd, dest_name, start_writeback)
     try:
         read = _reader(src)
         limit = expected_size + 1 if expected_size is not None else None

@@ -18,6 +18,7 @@ import os
 import tarfile
 from typing import Callable, Dict, List, Optional
 
+from ansible_collections.airgap.llm.plugins.module_utils._digest import Writer
 from ansible_collections.airgap.llm.plugins.module_utils._stream import BackgroundHasher, PartsSource
 
 BLOCKSIZE = 512
@@ -114,8 +115,12 @@ def _skip(source: PartsSource, size: int) -> None:
         left -= len(view)
 
 
-def _copy(source: PartsSource, size: int, fd: Optional[int], hasher: BackgroundHasher) -> str:
-    """Copy one member to ``fd``; its digest runs in ``hasher``'s thread while this one writes."""
+def _copy(source: PartsSource, size: int, write: Optional[Writer], hasher: BackgroundHasher) -> str:
+    """Copy one member through ``write``; its digest runs in ``hasher``'s thread meanwhile.
+
+    The writer starts writeback as it goes, so the fsync before the rename into the repository
+    finds the data already on the disk.
+    """
     digest = hashlib.sha256()
     left = size
     while left:
@@ -123,10 +128,8 @@ def _copy(source: PartsSource, size: int, fd: Optional[int], hasher: BackgroundH
         if not len(view):
             raise ArchiveError("archive ends inside an entry (truncated)")
         hasher.feed(view, (digest,))
-        if fd is not None:
-            written = 0
-            while written < len(view):
-                written += os.write(fd, view[written:])
+        if write is not None:
+            write(view)
         left -= len(view)
     hasher.flush()
     return digest.hexdigest()
@@ -225,9 +228,14 @@ def scan(
                 counter += 1
                 tmp_path = os.path.join(stage_dir, f"{counter:06d}")
                 fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            write = Writer(fd, tmp_path, start_writeback=True) if fd is not None else None
             try:
-                digest = _copy(source, size, fd, hasher)
+                digest = _copy(source, size, write, hasher)
+                if write is not None:
+                    write.close()  # a failed background writeback is reported here
             finally:
+                if write is not None:
+                    write.close(report=False)
                 if fd is not None:
                     os.close(fd)
             result.files[name] = StagedFile(name, tmp_path, size, digest)

@@ -33,7 +33,7 @@ from ansible_collections.airgap.llm.plugins.module_utils._bundle import (
     parse_time,
     validate_manifest,
 )
-from ansible_collections.airgap.llm.plugins.module_utils._digest import is_sha256_hex, sha256_file
+from ansible_collections.airgap.llm.plugins.module_utils._digest import DigestError, is_sha256_hex, sha256_file
 from ansible_collections.airgap.llm.plugins.module_utils._extract import ScanResult, scan
 from ansible_collections.airgap.llm.plugins.module_utils._repo import INDEX_FORMAT, STATE_FORMAT, Repository
 from ansible_collections.airgap.llm.plugins.module_utils._sign import (
@@ -420,7 +420,7 @@ def _verify(
     source = PartsSource(parts)
     try:
         result = scan(source, stage, _keep_in_memory)
-    except OSError as exc:
+    except (OSError, DigestError) as exc:
         source.close()
         raise IngestError(f"cannot stage the bundle in {repo.tmp}: {exc}") from None
     except StreamError as exc:

@@ -20,7 +20,7 @@ import queue
 import threading
 from typing import Any, List, Optional, Sequence, Tuple
 
-from ansible_collections.airgap.llm.plugins.module_utils._digest import fsync_dir
+from ansible_collections.airgap.llm.plugins.module_utils._digest import DigestError, Writer, fsync_dir
 
 BLOCK = 1 << 20
 
@@ -171,17 +171,31 @@ class ChunkedSink:
         self.chunks: List[Tuple[str, Any, int]] = []  # (final path, hash, size)
         self._hasher = BackgroundHasher()
         self._fd: Optional[int] = None
+        self._writer: Optional[Writer] = None
         self._tmp: List[Tuple[str, str]] = []
         self._room = 0
 
-    def _open_next(self) -> None:
-        if self._fd is not None:
+    def _close_current(self) -> None:
+        """Finish the file being written: its writeback, then fsync (short: most data is out)."""
+        if self._fd is None:
+            return
+        try:
+            if self._writer is not None:
+                self._writer.close()
             os.fsync(self._fd)
+        except DigestError as exc:
+            raise StreamError(str(exc)) from None
+        finally:
+            self._writer = None
             os.close(self._fd)
             self._fd = None
+
+    def _open_next(self) -> None:
+        self._close_current()
         final = self.path if self.chunk_size is None else f"{self.path}.part{len(self.chunks):04d}"
         tmp = os.path.join(os.path.dirname(final) or ".", f".{os.path.basename(final)}.tmp-{os.getpid()}")
         self._fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        self._writer = Writer(self._fd, tmp, start_writeback=True)
         self._tmp.append((tmp, final))
         # Without chunking the one file's digest is the whole digest, hashed once.
         self.chunks.append((final, self.whole if self.chunk_size is None else hashlib.sha256(), 0))
@@ -196,9 +210,10 @@ class ChunkedSink:
             piece = view if self._room < 0 else view[: self._room]
             final, digest, size = self.chunks[-1]
             self._hasher.feed(piece, (self.whole,) if self.chunk_size is None else (self.whole, digest))
-            written = 0
-            while written < len(piece):
-                written += os.write(self._fd, piece[written:])  # type: ignore[arg-type]
+            try:
+                self._writer(piece)  # type: ignore[misc]
+            except DigestError as exc:
+                raise StreamError(str(exc)) from None
             self.chunks[-1] = (final, digest, size + len(piece))
             self.size += len(piece)
             if self._room > 0:
@@ -209,9 +224,7 @@ class ChunkedSink:
         """fsync, rename into place; return the whole digest and (path, sha256, size) per file."""
         if self._fd is None:
             self._open_next()
-        os.fsync(self._fd)  # type: ignore[arg-type]
-        os.close(self._fd)  # type: ignore[arg-type]
-        self._fd = None
+        self._close_current()
         self._hasher.close()
         for tmp, final in self._tmp:
             os.replace(tmp, final)
@@ -220,6 +233,9 @@ class ChunkedSink:
         return self.whole.hexdigest(), [(p, h.hexdigest(), s) for p, h, s in self.chunks]
 
     def abort(self) -> None:
+        if self._writer is not None:
+            self._writer.close(report=False)
+            self._writer = None
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
