@@ -33,7 +33,11 @@ from ansible_collections.airgap.llm.plugins.module_utils._bundle import (
     parse_time,
     validate_manifest,
 )
-from ansible_collections.airgap.llm.plugins.module_utils._digest import DigestError, is_sha256_hex, sha256_file
+from ansible_collections.airgap.llm.plugins.module_utils._digest import (
+    DigestError,
+    is_sha256_hex,
+    sha256_file,
+)
 from ansible_collections.airgap.llm.plugins.module_utils._extract import ScanResult, scan
 from ansible_collections.airgap.llm.plugins.module_utils._repo import INDEX_FORMAT, STATE_FORMAT, Repository
 from ansible_collections.airgap.llm.plugins.module_utils._sign import (
