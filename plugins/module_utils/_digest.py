@@ -19,10 +19,12 @@ Measured on the 2-core development machine (hot page cache, 4 x 512 MiB):
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import hashlib
 import json
 import os
+import queue
 import re
 import stat
 import tempfile
@@ -285,77 +287,76 @@ def _write_all(fd: int, view: memoryview, dest_name: str) -> None:
 WRITEBACK_WINDOW = 32 * 1024 * 1024
 
 
-class _Flusher:
-    """Background ``fdatasync`` of a file being written, so that its data reaches the disk while
-    the copy goes on and the caller's final ``fsync`` waits only for the tail.
+SYNC_FILE_RANGE_WRITE = 2
+# Errors that mean "no writeback hints here" (not Linux, a pipe, a file system without support),
+# not "the data is lost": the caller's final fsync still decides.
+_UNSUPPORTED = (errno.ENOSYS, errno.EINVAL, errno.ESPIPE, errno.EOPNOTSUPP, errno.EBADF)
 
-    An error is kept and raised by :meth:`close` (a failed ``fsync`` may not be reported twice).
-    """
 
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-        self.error: Optional[OSError] = None
-        self._cond = threading.Condition()
-        self._pending = False
-        self._closed = False
-        self._thread = threading.Thread(target=self._run, name="copy_and_hash-flusher", daemon=True)
-        self._thread.start()
+def _load_sync_file_range():
+    """libc's ``sync_file_range`` through ctypes, or None where there is none."""
+    try:
+        function = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong, ctypes.c_uint]
+    function.restype = ctypes.c_int
 
-    def request(self) -> None:
-        with self._cond:
-            self._pending = True
-            self._cond.notify()
+    def sync_file_range(fd: int, offset: int, length: int, flags: int) -> None:
+        if function(fd, offset, length, flags) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err))
 
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._pending and not self._closed:
-                    self._cond.wait()
-                if not self._pending:
-                    return
-                self._pending = False
-            try:
-                os.fdatasync(self.fd)
-            except OSError as exc:
-                self.error = exc
-                return
+    return sync_file_range
 
-    def close(self) -> Optional[OSError]:
-        with self._cond:
-            self._closed = True
-            self._cond.notify()
-        self._thread.join()
-        return self.error
+
+_sync_file_range = _load_sync_file_range()
 
 
 class Writer:
-    """Write all of a buffer to a descriptor; optionally flush what is written in the background.
+    """Write all of a buffer to a descriptor; optionally start writeback of what is written.
 
     The one place where large files are written durably while they are produced: with
-    ``start_writeback`` the data goes to the disk during the copy, so that the caller's final
-    ``fsync`` is short. :meth:`close` must be called (it joins the helper thread).
+    ``start_writeback``, every :data:`WRITEBACK_WINDOW` bytes written are handed to the disk at
+    once (``sync_file_range(SYNC_FILE_RANGE_WRITE)``: asynchronous, no cache flush, no journal
+    commit), so the data goes out during the copy and the caller's final ``fsync`` waits only for
+    the tail. Where the call is not supported the hints stop and the final ``fsync`` does it all;
+    an I/O error is reported by :meth:`close`.
     """
 
     def __init__(self, fd: int, name: str, start_writeback: bool) -> None:
         self.fd = fd
         self.name = name
-        self.flusher = _Flusher(fd) if start_writeback else None
+        self.writeback = start_writeback and _sync_file_range is not None
+        self.error: Optional[OSError] = None
         self.written = 0
         self.flushed = 0
+        self.base: Optional[int] = None
 
     def __call__(self, view: memoryview) -> None:
         _write_all(self.fd, view, self.name)
         self.written += len(view)
-        if self.flusher is not None and self.written - self.flushed >= WRITEBACK_WINDOW:
-            self.flusher.request()
-            self.flushed = self.written
+        if self.writeback and self.written - self.flushed >= WRITEBACK_WINDOW:
+            self._start_writeback()
+
+    def _start_writeback(self) -> None:
+        try:
+            if self.base is None:  # the descriptor may not start at offset 0 (a resumed download)
+                self.base = os.lseek(self.fd, 0, os.SEEK_CUR) - self.written
+            _sync_file_range(
+                self.fd, self.base + self.flushed, self.written - self.flushed, SYNC_FILE_RANGE_WRITE
+            )  # type: ignore[misc]
+        except OSError as exc:
+            self.writeback = False
+            if exc.errno not in _UNSUPPORTED:
+                self.error = exc
+        self.flushed = self.written
 
     def close(self, report: bool = True) -> None:
-        if self.flusher is not None:
-            error = self.flusher.close()
-            self.flusher = None
-            if error is not None and report:
-                raise DestinationWriteError(self.name, _describe_oserror(error), error.errno)
+        error, self.error = self.error, None
+        self.writeback = False
+        if error is not None and report:
+            raise DestinationWriteError(self.name, _describe_oserror(error), error.errno)
 
 
 Readable = Union[int, BinaryIO]
@@ -404,13 +405,13 @@ def copy_and_hash(
     (``errno`` ENOSPC for a full disk); read errors raise :class:`SourceReadError`.  The caller
     owns ``dest_fd`` (fsync, close, rename, cleanup on error).
 
-    With ``pipeline`` the reading/hashing and the writing run in two threads over two buffers
-    (``hashlib``, ``readv`` and ``write`` all release the GIL), so a copy costs about
-    ``max(read + hash, write)`` instead of their sum.
+    With ``pipeline`` reading, hashing and writing run in three threads over a few buffers
+    (``hashlib``, ``readv``, TLS reads and ``write`` all release the GIL), so a copy costs about
+    ``max(read, hash, write)`` instead of their sum.
 
-    With ``start_writeback`` a helper thread calls ``fdatasync`` after every 32 MiB written,
-    so the data goes to disk while the copy goes on and the caller's final ``fsync`` waits only
-    for the tail instead of the whole file.
+    With ``start_writeback`` writeback of every 32 MiB written is started at once (see
+    :class:`Writer`), so the data goes to disk while the copy goes on and the caller's final
+    ``fsync`` waits only for the tail instead of the whole file.
     """
     write = Writer(dest_fd, dest_name, start_writeback)
     try:
@@ -466,65 +467,83 @@ def copy_and_hash(
     return digest.hexdigest(), total
 
 
+PIPELINE_BUFFERS = 4
+
+
 def _pipelined_copy(next_chunk, digest, write, *, chunk_size, expected_size, src_name) -> int:
-    """Reader/hasher in this thread, writer in a helper thread, two buffers handed back and forth."""
-    buffers = [bytearray(chunk_size), bytearray(chunk_size)]
-    lock = threading.Condition()
-    filled: List[Tuple[int, int]] = []  # (buffer index, byte count); count 0 = end
-    free = [0, 1]
+    """Read in this thread; hash and write each buffer in two helper threads at the same time.
+
+    A buffer goes back to the reader once both helpers are done with it, so reading (a TLS
+    decryption, for a download), hashing and writing overlap on separate cores, and a copy costs
+    about the slowest of the three instead of their sum.
+    """
+    buffers = [bytearray(chunk_size) for _index in range(PIPELINE_BUFFERS)]
+    cond = threading.Condition()
+    free = list(range(PIPELINE_BUFFERS))
+    users = [0] * PIPELINE_BUFFERS
     failure: List[BaseException] = []
+    queues: List[queue.SimpleQueue] = [queue.SimpleQueue(), queue.SimpleQueue()]
 
-    def writer() -> None:
-        while True:
-            with lock:
-                while not filled:
-                    lock.wait()
-                index, count = filled.pop(0)
-            if count == 0:
-                return
-            try:
-                with memoryview(buffers[index]) as view:
-                    write(view[:count])
-            except BaseException as exc:  # handed to the reader thread and re-raised there
-                with lock:
-                    failure.append(exc)
-                    free.append(index)
-                    lock.notify_all()
-                return
-            with lock:
+    def release(index: int) -> None:
+        with cond:
+            users[index] -= 1
+            if not users[index]:
                 free.append(index)
-                lock.notify_all()
+                cond.notify_all()
 
-    thread = threading.Thread(target=writer, name="copy_and_hash-writer", daemon=True)
-    thread.start()
+    def consume(work: queue.SimpleQueue, action) -> None:
+        while True:
+            item = work.get()
+            if item is None:
+                return
+            index, count = item
+            try:
+                if not failure:
+                    with memoryview(buffers[index]) as view:
+                        action(view[:count])
+            except BaseException as exc:  # handed to the reader thread and re-raised there
+                with cond:
+                    failure.append(exc)
+                    cond.notify_all()
+            finally:
+                release(index)
+
+    threads = [
+        threading.Thread(
+            target=consume, args=(queues[0], digest.update), name="copy_and_hash-hasher", daemon=True
+        ),
+        threading.Thread(target=consume, args=(queues[1], write), name="copy_and_hash-writer", daemon=True),
+    ]
+    for thread in threads:
+        thread.start()
     total = 0
     try:
         while True:
-            with lock:
+            with cond:
                 while not free and not failure:
-                    lock.wait()
+                    cond.wait()
                 if failure:
                     break
                 index = free.pop(0)
             count = next_chunk(buffers[index])
-            if count:
-                total += count
-                if expected_size is not None and total > expected_size:
-                    raise SizeMismatchError(src_name, expected_size, total, more=True)
-                with memoryview(buffers[index]) as view:
-                    digest.update(view[:count])
-            with lock:
-                filled.append((index, count))
-                lock.notify_all()
             if not count:
+                with cond:
+                    free.append(index)
                 break
-    except BaseException:
-        with lock:
-            filled.append((0, 0))
-            lock.notify_all()
-        thread.join()
-        raise
-    thread.join()
+            total += count
+            if expected_size is not None and total > expected_size:
+                with cond:
+                    free.append(index)
+                raise SizeMismatchError(src_name, expected_size, total, more=True)
+            with cond:
+                users[index] = len(queues)
+            for work in queues:
+                work.put((index, count))
+    finally:
+        for work in queues:
+            work.put(None)
+        for thread in threads:
+            thread.join()
     if failure:
         raise failure[0]
     return total

@@ -243,13 +243,58 @@ def test_copy_and_hash_with_early_writeback_copies_exactly(tmp_path, monkeypatch
         assert handle.read() == data
 
 
+def test_writeback_is_started_on_each_window_of_the_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(_digest, "WRITEBACK_WINDOW", 8192)
+    calls = []
+    real = _digest._sync_file_range
+    assert real is not None, "sync_file_range is in every Linux libc"
+
+    def recording(fd, offset, length, flags):
+        calls.append((offset, length, flags))
+        real(fd, offset, length, flags)
+
+    monkeypatch.setattr(_digest, "_sync_file_range", recording)
+    dest = os.open(str(tmp_path / "dest"), os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        os.write(dest, b"p" * 1000)  # a resumed download appends after what it had
+        _digest.copy_and_hash(io.BytesIO(b"x" * 40000), dest, chunk_size=4096, start_writeback=True)
+    finally:
+        os.close(dest)
+    assert calls, "no writeback was started"
+    assert calls[0][0] == 1000
+    assert all(flags == _digest.SYNC_FILE_RANGE_WRITE for _o, _l, flags in calls)
+    # back to back windows from the first byte written, each at least WRITEBACK_WINDOW long
+    for (offset, length, _f), (next_offset, _l, _g) in zip(calls, calls[1:]):
+        assert next_offset == offset + length
+    assert all(length >= 8192 for _o, length, _f in calls)
+
+
+def test_unsupported_writeback_is_left_to_the_final_fsync(tmp_path, monkeypatch):
+    monkeypatch.setattr(_digest, "WRITEBACK_WINDOW", 4096)
+    calls = []
+
+    def unsupported(_fd, *_args):
+        calls.append(1)
+        raise OSError(errno.ESPIPE, os.strerror(errno.ESPIPE))
+
+    monkeypatch.setattr(_digest, "_sync_file_range", unsupported)
+    data = os.urandom(50000)
+    dest = os.open(str(tmp_path / "dest"), os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        result = _digest.copy_and_hash(io.BytesIO(data), dest, chunk_size=4096, start_writeback=True)
+    finally:
+        os.close(dest)
+    assert result == (hashlib.sha256(data).hexdigest(), len(data))
+    assert calls == [1], "hints must stop after the first unsupported call"
+
+
 def test_a_failed_background_flush_is_reported_not_swallowed(tmp_path, monkeypatch):
     monkeypatch.setattr(_digest, "WRITEBACK_WINDOW", 4096)
 
-    def failing_fdatasync(_fd):
+    def failing_sync_file_range(_fd, *_args):
         raise OSError(errno.EIO, os.strerror(errno.EIO))
 
-    monkeypatch.setattr(_digest.os, "fdatasync", failing_fdatasync)
+    monkeypatch.setattr(_digest, "_sync_file_range", failing_sync_file_range)
     dest = os.open(str(tmp_path / "dest"), os.O_WRONLY | os.O_CREAT, 0o600)
     try:
         with pytest.raises(_digest.DestinationWriteError, match="Input/output error") as info:
