@@ -325,20 +325,59 @@ def _download(spec: ArtifactSpec) -> Dict[str, Any]:
         raise ArtifactError(f"{url}: {exc}") from None
 
 
-def _check_destination_directory(spec: ArtifactSpec) -> None:
+def _destination_directory_exists(spec: ArtifactSpec, check_mode: bool) -> bool:
+    """Whether the directory of dest exists; an error when it cannot be there by the time dest is written.
+
+    In check mode a directory that does not exist yet is the work of an earlier task that was only
+    predicted (``ansible.builtin.file`` reports the change but creates nothing), so it is not an error
+    as long as its nearest existing ancestor is a directory: the caller predicts the transfer.
+    """
     directory = os.path.dirname(spec.dest)
-    if not os.path.isdir(directory):
-        raise ArtifactError(
-            f"the directory of dest, {directory}, does not exist; create it first (ansible.builtin.file)"
-        )
+    if os.path.isdir(directory):
+        return True
+    missing = f"the directory of dest, {directory}, does not exist; create it first (ansible.builtin.file)"
+    if not check_mode:
+        raise ArtifactError(missing)
+    ancestor = directory
+    while not os.path.lexists(ancestor):
+        ancestor = os.path.dirname(ancestor)
+    if not os.path.isdir(ancestor):
+        raise ArtifactError(f"{missing}; {ancestor} is in its way and is not a directory")
+    return False
+
+
+def _predict_new(spec: ArtifactSpec) -> Dict[str, Any]:
+    """The check-mode result for a dest whose directory an earlier task has still to create."""
+    return {
+        "changed": True,
+        "dest": spec.dest,
+        "sha256": spec.sha256,
+        "source": spec.source,
+        "verified_by": None,
+        "transferred": 0,
+        "resumed_from": 0,
+        "record_ignored": None,
+        "size": spec.size,
+        "diff": _diff(spec.dest, "", _after_new(spec)),
+    }
+
+
+def _after_new(spec: ArtifactSpec) -> str:
+    uid = spec.uid if spec.uid != -1 else os.geteuid()
+    gid = spec.gid if spec.gid != -1 else os.getegid()
+    size_text = spec.size if spec.size is not None else "unknown"
+    return _summary(spec.sha256, 0, spec.mode, uid, gid).replace("size: 0", f"size: {size_text}")
 
 
 def place(spec: ArtifactSpec, check_mode: bool = False) -> Dict[str, Any]:
     """Make ``spec.dest`` hold the artifact; return the module result (without ``diff`` when unchanged).
 
-    In check mode nothing is written, the verification record included.
+    In check mode nothing is written, the verification record included. A dest whose directory does
+    not exist yet is reported as a change in check mode (an earlier task creates the directory in the
+    real run) and refused otherwise.
     """
-    _check_destination_directory(spec)
+    if not _destination_directory_exists(spec, check_mode):
+        return _predict_new(spec)
     with _RecordLock(spec.record_path, enabled=not check_mode):
         record = VerificationRecord.load(spec.record_path)
         existing = _inspect_dest(spec, record)
@@ -385,17 +424,8 @@ def place(spec: ArtifactSpec, check_mode: bool = False) -> Dict[str, Any]:
             return result
 
         result["changed"] = True
-        uid = spec.uid if spec.uid != -1 else os.geteuid()
-        gid = spec.gid if spec.gid != -1 else os.getegid()
-        size_text = spec.size if spec.size is not None else "unknown"
-        after = _summary(spec.sha256, 0, spec.mode, uid, gid).replace("size: 0", f"size: {size_text}")
         result["size"] = spec.size
-        result["diff"] = {
-            "before": before,
-            "after": after,
-            "before_header": spec.dest,
-            "after_header": spec.dest,
-        }
+        result["diff"] = _diff(spec.dest, before, _after_new(spec))
         if check_mode:
             partial = partial_path(spec.dest, spec.sha256)
             with contextlib.suppress(OSError):

@@ -33,7 +33,8 @@ attributes:
   check_mode:
     support: full
     details: Reports whether the artifact would be transferred or its attributes changed; contacts no server
-      and writes nothing, not even the verification record.
+      and writes nothing, not even the verification record. A O(dest) whose directory does not exist yet
+      (an earlier task creates it in the real run) is reported as a transfer to a new file.
   diff_mode:
     support: full
     details: The diff shows digest, size, mode, owner and group of O(dest) before and after.
@@ -42,7 +43,8 @@ attributes:
 options:
   dest:
     description:
-      - The file to create or replace. Its directory must exist.
+      - The file to create or replace. Its directory must exist; in check mode a missing directory is
+        taken to be created by an earlier task, unless a part of its path is a file.
     type: path
     required: true
   url:
@@ -174,7 +176,7 @@ verified_by:
   description:
     - How the content of O(dest) was established. V(record) means the verification record matched its
       stat data and nothing was read; V(hash) means it was read and hashed; V(transfer) means it was
-      hashed while it was transferred; null means O(dest) did not exist (check mode).
+      hashed while it was transferred; null means O(dest) (or its directory) did not exist (check mode).
   returned: always
   type: str
   sample: record

@@ -169,6 +169,24 @@ def test_check_real_check_real(repo, certs, tmp_path, dest_dir):
     assert len(repo.requests) == 1
 
 
+def test_check_mode_on_a_new_node_predicts_the_fetch_into_a_directory_not_made_yet(repo, certs, tmp_path):
+    data = os.urandom(100_000)
+    url, digest = repo.publish("blob", data)
+    dest = tmp_path / "node" / "var" / "cache" / "airgap-llm" / "ollama.tar.zst"
+    args = _args(url, digest, dest, certs, tmp_path, size=len(data))
+
+    ok, check = ansible("artifact", args, "--check", "--diff")
+    assert ok and check["changed"] and check["verified_by"] is None, check
+    assert not (tmp_path / "node").exists() and not (tmp_path / "record").exists()
+    assert repo.requests == []
+
+    ok, real = ansible("artifact", args)  # without the task that creates the directory
+    assert not ok and "does not exist; create it first" in real["msg"], real
+    dest.parent.mkdir(parents=True)
+    ok, real = ansible("artifact", args)
+    assert ok and real["changed"] and dest.read_bytes() == data, real
+
+
 def test_modified_destination_is_hashed_and_replaced(repo, certs, tmp_path, dest_dir):
     data = os.urandom(MiB)
     url, digest = repo.publish("blob", data)
