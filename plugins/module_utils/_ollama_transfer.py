@@ -214,7 +214,8 @@ def make_dirs(path: str, owner: Owner, stop: str) -> List[str]:
     missing = []
     current = path
     while not os.path.isdir(current) and current not in (stop, os.path.dirname(current)):
-        if os.path.lexists(current):
+        # isdir again: a concurrent run may have made it since the check above.
+        if os.path.lexists(current) and not os.path.isdir(current):
             raise StoreError(f"{current} exists and is not a directory; remove it")
         missing.append(current)
         current = os.path.dirname(current)
