@@ -36,7 +36,11 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    details: Reports what would be copied, rewritten or removed, from the same checks as a real run.
+    details:
+      - Reports what would be copied, rewritten or removed, from the same checks as a real run.
+      - On a new node, where O(ca_file) does not exist yet because an earlier task places it in the real
+        run, the repository cannot be read. With O(manifest_digest) the outcome is then predicted from the
+        store alone, with a warning; without a pin the task fails.
   diff_mode:
     support: full
     details: Before and after list the manifest digest and the blobs of the model.

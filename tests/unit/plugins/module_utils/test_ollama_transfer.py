@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import ssl
 import subprocess
 import threading
@@ -524,6 +525,67 @@ def test_https_corrupt_blob_and_missing_model(https_repo, populated):
         _ollama.BlobError,
         f"blob {digest} ({url}blobs/{digest.replace(':', '-')}): digest mismatch: expected {digest}",
     )
+
+
+def _closed_port_url():
+    """An https URL nothing listens on: a source that is contacted fails at once."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"https://127.0.0.1:{probe.getsockname()[1]}/ollama/"
+
+
+def test_check_mode_on_a_new_node_predicts_from_the_pin_while_the_ca_file_is_not_there_yet(
+    https_repo, tmp_path
+):
+    """check (no CA file, no store) -> the CA file is placed -> real -> check without the CA file."""
+    url, ca_file, root, models = https_repo
+    dest = str(tmp_path / "node" / "var" / "lib" / "ollama" / "models")
+    pin = models["3b"].manifest_digest
+    node_ca = str(tmp_path / "node" / "ca.crt")  # what repo_client puts there in the real run
+
+    unread = transfer.make_source(_closed_port_url(), ca_file=node_ca, timeout=2)
+    predicted = _install(dest, "llama3.2:3b", unread, pin=pin, check_mode=True)
+    assert predicted["changed"] and predicted["manifest_digest"] == pin
+    assert predicted["diff"]["before"] == {"manifest_digest": None, "blobs": []}
+    assert predicted["diff"]["after"]["manifest_digest"] == pin
+    assert f"ca_file {node_ca} does not exist yet" in predicted["warnings"][0]
+    assert not os.path.exists(tmp_path / "node")  # nothing written, not even the store
+
+    os.makedirs(tmp_path / "node")
+    shutil.copyfile(ca_file, node_ca)
+    real = _install(dest, "llama3.2:3b", transfer.make_source(url, ca_file=node_ca, timeout=10), pin=pin)
+    assert real["changed"] and real["manifest_digest"] == pin
+    assert _installed_ok(dest, ["llama3.2:3b"])
+
+    # The store holds the pinned manifest: the plan is made from it, blobs checked as usual.
+    os.unlink(node_ca)
+    again = _install(dest, "llama3.2:3b", unread, pin=pin, check_mode=True, mode="full")
+    assert not again["changed"] and again["blobs_copied"] == [], again
+    assert "the prediction is made from it" in again["warnings"][0]
+    blob = os.path.join(dest, "blobs", os.path.basename(models["3b"].blob_path(root, 0)))
+    gen.flip_bit(blob, 3)
+    damaged = _install(dest, "llama3.2:3b", unread, pin=pin, check_mode=True, mode="full")
+    assert damaged["changed"] and damaged["blobs_copied"] == [models["3b"].layers[0]["digest"]]
+
+    # Another version in the store: the pinned one replaces it.
+    other = _install(dest, "llama3.2:3b", unread, pin=models["1b"].manifest_digest, check_mode=True)
+    assert other["changed"] and other["diff"]["before"]["manifest_digest"] == pin
+
+
+def test_check_mode_without_the_ca_file_and_without_a_pin_fails_clearly(tmp_path):
+    unread = transfer.make_source(_closed_port_url(), ca_file=str(tmp_path / "ca.crt"), timeout=2)
+    with pytest.raises(
+        transfer.SourceError, match=r"ca.crt does not exist yet.*without a manifest_digest pin"
+    ):
+        _install(str(tmp_path / "models"), "llama3.2:3b", unread, check_mode=True)
+
+
+def test_a_missing_ca_file_still_fails_the_real_run(tmp_path):
+    unread = transfer.make_source(_closed_port_url(), ca_file=str(tmp_path / "ca.crt"), timeout=2)
+    pin = "sha256:" + "0" * 64
+    with pytest.raises(transfer.SourceError, match="cannot set up TLS"):
+        _install(str(tmp_path / "models"), "llama3.2:3b", unread, pin=pin)
+    assert not os.path.exists(tmp_path / "models")
 
 
 def test_only_https_urls_are_accepted():

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 
 import pytest
 from ansible_collections.airgap.llm.tests import ollama_store as gen
@@ -58,6 +59,29 @@ def test_ollama_model_check_real_check_real_and_absent(src, tmp_path):
     ok, again = ansible("ollama_model", absent)
     assert ok
     assert not again["changed"]
+
+
+def test_ollama_model_check_mode_before_the_ca_file_exists(tmp_path):
+    """A new node in check mode: repo_client's CA file is only predicted, so the pin is the prediction."""
+    with socket.socket() as probe:  # nothing listens there: a contacted source would fail the task
+        probe.bind(("127.0.0.1", 0))
+        url = f"https://127.0.0.1:{probe.getsockname()[1]}/ollama/"
+    store = str(tmp_path / "store")
+    pin = "sha256:" + "ab" * 32
+    args = {
+        "name": "llama3.2:3b",
+        "path": store,
+        "src": url,
+        "ca_file": str(tmp_path / "ca.crt"),
+        "timeout": 2,
+    }
+    ok, predicted = ansible("ollama_model", dict(args, manifest_digest=pin), "--check")
+    assert ok and predicted["changed"] and predicted["manifest_digest"] == pin, predicted
+    assert not os.path.exists(store)
+    ok, unpinned = ansible("ollama_model", args, "--check")
+    assert not ok and "without a manifest_digest pin nothing can be predicted" in unpinned["msg"], unpinned
+    ok, real = ansible("ollama_model", dict(args, manifest_digest=pin))
+    assert not ok and "cannot set up TLS" in real["msg"] and not os.path.exists(store), real
 
 
 def test_ollama_model_bad_source_fails_with_a_message_and_no_change(src, tmp_path):
