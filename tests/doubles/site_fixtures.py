@@ -14,7 +14,10 @@ writes into DEST:
   and upstream's ``sha256sum.txt`` from DIR as the one release (version from ``DIR/VERSION``);
 * ``spec.yml``: the bundle spec (releases pinned through their ``sha256sum.txt``, the models, and
   each ``.deb`` file of ``--debs`` as an artifact);
-* ``pins.json``: the pins an inventory needs (release digests, model manifest digests).
+* ``pins.json``: the pins an inventory needs (release digests, model manifest digests);
+* ``store-update/`` and ``spec-update.yml``: a later bundle (version 2) that carries a second
+  version of ``tinyllama:1b`` (other weights, so another manifest under the same name), listed in
+  ``pins.json`` as ``model_updates``: what a model update looks like to the high side.
 
 Nothing is rebuilt when DEST/pins.json exists (delete DEST to start over).
 """
@@ -36,6 +39,8 @@ import ollama_store  # noqa: E402  (tests/)
 GOOD = ("0.33.0", "0.33.1")
 BROKEN = ("0.33.2",)
 MODELS = (("tinyllama", "1b", "llama"), ("tiny-embed", "v1", "bert"))
+# A second version of one model, in a later bundle: same name, other weights, another manifest.
+UPDATES = (("tinyllama", "1b", "llama", "1b-r2"),)
 
 
 def _read_sha256sum(path: str) -> str:
@@ -45,6 +50,20 @@ def _read_sha256sum(path: str) -> str:
             if name.lstrip("./") == build_ollama.ARCHIVE:
                 return digest
     raise SystemExit(f"{path} lists no {build_ollama.ARCHIVE}")
+
+
+def _write_spec(path: str, version: int, store: str, artifacts: list) -> None:
+    spec = {
+        "channel": "stable",
+        "version": version,
+        "expires_days": 30,
+        "ollama_store": store,
+        "artifacts": artifacts,
+    }
+    with open(path, "w", encoding="utf-8") as handle:
+        # JSON is YAML: no YAML library is needed on the low side for this file.
+        json.dump(spec, handle, indent=2)
+        handle.write("\n")
 
 
 def build(dest: str, debs: str = "", model_size: int = 256 * 1024, release: str = "") -> dict:
@@ -105,20 +124,38 @@ def build(dest: str, debs: str = "", model_size: int = 256 * 1024, release: str 
                         "path": os.path.join(os.path.abspath(debs), entry),
                     }
                 )
-    spec = {
-        "channel": "stable",
-        "version": 1,
-        "expires_days": 30,
-        "ollama_store": store,
-        "artifacts": artifacts,
-    }
-    with open(os.path.join(dest, "spec.yml"), "w", encoding="utf-8") as handle:
-        # JSON is YAML: no YAML library is needed on the low side for this file.
-        json.dump(spec, handle, indent=2)
-        handle.write("\n")
+    _write_spec(os.path.join(dest, "spec.yml"), 1, store, artifacts)
+
+    # The update bundle: one model in a second version. A bundle holds one manifest per model name,
+    # so the new version travels in a bundle of its own, as a real update does.
+    update_store = os.path.join(dest, "store-update")
+    updates = {}
+    update_artifacts = []
+    for name, tag, family, version in UPDATES:
+        size = model_size if name == "tinyllama" else max(4096, model_size // 4)
+        model = ollama_store.add_model(
+            update_store, f"{name}:{tag}", model_size=size, family=family, seed=f"{name}:{version}"
+        )
+        if model.manifest_digest == models[f"{name}:{tag}"]:
+            raise SystemExit(f"the update of {name}:{tag} has the same manifest as the first version")
+        updates[f"{name}:{tag}"] = model.manifest_digest
+        update_artifacts.append(
+            {
+                "name": name,
+                "version": version,
+                "kind": "model",
+                "model": f"{name}:{tag}",
+                "license": "test fixture",
+            }
+        )
+    _write_spec(os.path.join(dest, "spec-update.yml"), 2, update_store, update_artifacts)
+
     pins = {
         "releases": releases,
         "models": [{"name": name, "manifest_digest": digest} for name, digest in sorted(models.items())],
+        "model_updates": [
+            {"name": name, "manifest_digest": digest} for name, digest in sorted(updates.items())
+        ],
     }
     with open(pins_path + ".tmp", "w", encoding="utf-8") as handle:
         json.dump(pins, handle, indent=2)
