@@ -313,22 +313,59 @@ def _load_sync_file_range():
 _sync_file_range = _load_sync_file_range()
 
 
+class _Flusher:
+    """A helper thread that starts writeback of the ranges it is handed, in order.
+
+    ``sync_file_range`` may block while the disk's queue is full; in this thread that costs the
+    copy nothing. The first unsupported call stops the hints (the caller's final ``fsync`` still
+    makes the file durable); an I/O error is kept for :meth:`close`.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.error: Optional[OSError] = None
+        self._ranges: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="copy_and_hash-writeback", daemon=True)
+        self._thread.start()
+
+    def request(self, offset: int, length: int) -> None:
+        self._ranges.put((offset, length))
+
+    def _run(self) -> None:
+        supported = True
+        while True:
+            item = self._ranges.get()
+            if item is None:
+                return
+            if not supported or self.error is not None:
+                continue
+            try:
+                _sync_file_range(self.fd, item[0], item[1], SYNC_FILE_RANGE_WRITE)  # type: ignore[misc]
+            except OSError as exc:
+                supported = False
+                if exc.errno not in _UNSUPPORTED:
+                    self.error = exc
+
+    def close(self) -> Optional[OSError]:
+        self._ranges.put(None)
+        self._thread.join()
+        return self.error
+
+
 class Writer:
     """Write all of a buffer to a descriptor; optionally start writeback of what is written.
 
     The one place where large files are written durably while they are produced: with
-    ``start_writeback``, every :data:`WRITEBACK_WINDOW` bytes written are handed to the disk at
-    once (``sync_file_range(SYNC_FILE_RANGE_WRITE)``: asynchronous, no cache flush, no journal
+    ``start_writeback``, every :data:`WRITEBACK_WINDOW` bytes written are handed to the disk
+    (``sync_file_range(SYNC_FILE_RANGE_WRITE)`` in a helper thread: no cache flush, no journal
     commit), so the data goes out during the copy and the caller's final ``fsync`` waits only for
-    the tail. Where the call is not supported the hints stop and the final ``fsync`` does it all;
-    an I/O error is reported by :meth:`close`.
+    the tail. :meth:`close` must be called (it joins the helper and reports an I/O error).
     """
 
     def __init__(self, fd: int, name: str, start_writeback: bool) -> None:
         self.fd = fd
         self.name = name
-        self.writeback = start_writeback and _sync_file_range is not None
-        self.error: Optional[OSError] = None
+        self.flusher = _Flusher(fd) if start_writeback and _sync_file_range is not None else None
         self.written = 0
         self.flushed = 0
         self.base: Optional[int] = None
@@ -336,27 +373,18 @@ class Writer:
     def __call__(self, view: memoryview) -> None:
         _write_all(self.fd, view, self.name)
         self.written += len(view)
-        if self.writeback and self.written - self.flushed >= WRITEBACK_WINDOW:
-            self._start_writeback()
-
-    def _start_writeback(self) -> None:
-        try:
+        if self.flusher is not None and self.written - self.flushed >= WRITEBACK_WINDOW:
             if self.base is None:  # the descriptor may not start at offset 0 (a resumed download)
                 self.base = os.lseek(self.fd, 0, os.SEEK_CUR) - self.written
-            _sync_file_range(
-                self.fd, self.base + self.flushed, self.written - self.flushed, SYNC_FILE_RANGE_WRITE
-            )  # type: ignore[misc]
-        except OSError as exc:
-            self.writeback = False
-            if exc.errno not in _UNSUPPORTED:
-                self.error = exc
-        self.flushed = self.written
+            self.flusher.request(self.base + self.flushed, self.written - self.flushed)
+            self.flushed = self.written
 
     def close(self, report: bool = True) -> None:
-        error, self.error = self.error, None
-        self.writeback = False
-        if error is not None and report:
-            raise DestinationWriteError(self.name, _describe_oserror(error), error.errno)
+        if self.flusher is not None:
+            error = self.flusher.close()
+            self.flusher = None
+            if error is not None and report:
+                raise DestinationWriteError(self.name, _describe_oserror(error), error.errno)
 
 
 Readable = Union[int, BinaryIO]
