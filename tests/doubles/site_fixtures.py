@@ -25,8 +25,10 @@ Nothing is rebuilt when DEST/pins.json exists (delete DEST to start over).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
+import re
 import shutil
 import sys
 
@@ -52,6 +54,31 @@ def _read_sha256sum(path: str) -> str:
     raise SystemExit(f"{path} lists no {build_ollama.ARCHIVE}")
 
 
+def _check_release_dir(release: str) -> str:
+    """The version of an operator's release directory; a clear exit when it is not usable."""
+    wanted = (build_ollama.ARCHIVE, "sha256sum.txt", "VERSION")
+    missing = [name for name in wanted if not os.path.isfile(os.path.join(release, name))]
+    if missing:
+        raise SystemExit(
+            f"AIRGAP_OLLAMA_RELEASE={release} lacks {', '.join(missing)}: the directory must hold "
+            f"{build_ollama.ARCHIVE} and sha256sum.txt as downloaded from the release page, and a file "
+            "VERSION with the release's version (for example 0.33.0)"
+        )
+    with open(os.path.join(release, "VERSION"), encoding="utf-8") as handle:
+        version = handle.read().strip()
+    if not re.fullmatch(r"[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.]+)?", version):
+        raise SystemExit(f"{release}/VERSION holds {version!r}, expected a version such as 0.33.0")
+    listed = _read_sha256sum(os.path.join(release, "sha256sum.txt"))
+    with open(os.path.join(release, build_ollama.ARCHIVE), "rb") as handle:
+        actual = hashlib.file_digest(handle, "sha256").hexdigest()
+    if actual != listed:
+        raise SystemExit(
+            f"{release}/{build_ollama.ARCHIVE} has sha256 {actual} but sha256sum.txt lists {listed}: "
+            "download the archive again, or take both files from the same release"
+        )
+    return version
+
+
 def _write_spec(path: str, version: int, store: str, artifacts: list) -> None:
     spec = {
         "channel": "stable",
@@ -71,6 +98,8 @@ def build(dest: str, debs: str = "", model_size: int = 256 * 1024, release: str 
     if os.path.exists(pins_path):
         with open(pins_path, encoding="utf-8") as handle:
             return json.load(handle)
+    # An operator's release directory is checked before anything is written.
+    release_version = _check_release_dir(release) if release else None
     os.makedirs(dest, exist_ok=True)
     store = os.path.join(dest, "store")
     models = {}
@@ -81,9 +110,8 @@ def build(dest: str, debs: str = "", model_size: int = 256 * 1024, release: str 
 
     releases = {}
     artifacts = []
-    if release:
-        with open(os.path.join(release, "VERSION"), encoding="utf-8") as handle:
-            version = handle.read().strip()
+    if release_version:
+        version = release_version
         target = os.path.join(dest, "releases", version)
         os.makedirs(target, exist_ok=True)
         for name in (build_ollama.ARCHIVE, "sha256sum.txt"):
