@@ -69,8 +69,11 @@ def _check_release_dir(release: str) -> str:
     if not re.fullmatch(r"[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.]+)?", version):
         raise SystemExit(f"{release}/VERSION holds {version!r}, expected a version such as 0.33.0")
     listed = _read_sha256sum(os.path.join(release, "sha256sum.txt"))
+    digest = hashlib.sha256()
     with open(os.path.join(release, build_ollama.ARCHIVE), "rb") as handle:
-        actual = hashlib.file_digest(handle, "sha256").hexdigest()
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    actual = digest.hexdigest()
     if actual != listed:
         raise SystemExit(
             f"{release}/{build_ollama.ARCHIVE} has sha256 {actual} but sha256sum.txt lists {listed}: "
