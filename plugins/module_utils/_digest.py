@@ -21,8 +21,10 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import fcntl
 import hashlib
 import json
+import mmap
 import os
 import queue
 import re
@@ -352,6 +354,22 @@ class _Flusher:
         return self.error
 
 
+DIRECT_ALIGN = 4096
+
+
+def _set_direct(fd: int, enable: bool) -> bool:
+    """Switch ``O_DIRECT`` on or off for ``fd``; False where the file system refuses it."""
+    direct = getattr(os, "O_DIRECT", 0)
+    if not direct:
+        return False
+    flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+    try:
+        fcntl.fcntl(fd, fcntl.F_SETFL, (flags | direct) if enable else (flags & ~direct))
+    except OSError:
+        return False
+    return True
+
+
 class Writer:
     """Write all of a buffer to a descriptor; optionally start writeback of what is written.
 
@@ -360,18 +378,47 @@ class Writer:
     (``sync_file_range(SYNC_FILE_RANGE_WRITE)`` in a helper thread: no cache flush, no journal
     commit), so the data goes out during the copy and the caller's final ``fsync`` waits only for
     the tail. :meth:`close` must be called (it joins the helper and reports an I/O error).
+
+    With ``direct`` the aligned pieces are written with ``O_DIRECT`` from the caller's page-aligned
+    buffers: the disk reads them in place, with no copy into the page cache and almost nothing left
+    for the final ``fsync``. The first unaligned piece (the tail of a file), a file system that
+    refuses ``O_DIRECT`` or a refused write switch back to the page cache; the bytes written are
+    the same either way.
     """
 
-    def __init__(self, fd: int, name: str, start_writeback: bool) -> None:
+    def __init__(self, fd: int, name: str, start_writeback: bool, direct: bool = False) -> None:
         self.fd = fd
         self.name = name
         self.flusher = _Flusher(fd) if start_writeback and _sync_file_range is not None else None
         self.written = 0
         self.flushed = 0
         self.base: Optional[int] = None
+        self.direct = False
+        if direct:
+            try:
+                self.base = os.lseek(fd, 0, os.SEEK_CUR)
+                self.direct = _set_direct(fd, True)
+            except OSError:
+                self.direct = False
+
+    def _stop_direct(self) -> None:
+        self.direct = False
+        with contextlib.suppress(OSError):
+            _set_direct(self.fd, False)
 
     def __call__(self, view: memoryview) -> None:
-        _write_all(self.fd, view, self.name)
+        if self.direct and (len(view) % DIRECT_ALIGN or (self.base + self.written) % DIRECT_ALIGN):  # type: ignore[operator]
+            self._stop_direct()  # an unaligned piece (the tail): the page cache from here on
+        try:
+            _write_all(self.fd, view, self.name)
+        except DestinationWriteError as exc:
+            if not (self.direct and exc.errno == errno.EINVAL):
+                raise
+            # The file system or the buffer does not allow direct I/O after all; nothing was
+            # written by the refused call, so the same piece goes through the page cache.
+            self._stop_direct()
+            os.lseek(self.fd, self.base + self.written, os.SEEK_SET)  # type: ignore[operator]
+            _write_all(self.fd, view, self.name)
         self.written += len(view)
         if self.flusher is not None and self.written - self.flushed >= WRITEBACK_WINDOW:
             if self.base is None:  # the descriptor may not start at offset 0 (a resumed download)
@@ -423,6 +470,7 @@ def copy_and_hash(
     chunk_size: int = CHUNK_SIZE,
     pipeline: bool = True,
     start_writeback: bool = False,
+    direct: bool = False,
 ) -> Tuple[str, int]:
     """Copy ``src`` to ``dest_fd`` and hash the same bytes in one read pass; return ``(hex, size)``.
 
@@ -439,9 +487,11 @@ def copy_and_hash(
 
     With ``start_writeback`` writeback of every 32 MiB written is started at once (see
     :class:`Writer`), so the data goes to disk while the copy goes on and the caller's final
-    ``fsync`` waits only for the tail instead of the whole file.
+    ``fsync`` waits only for the tail instead of the whole file. With ``direct`` the data is
+    written with ``O_DIRECT`` where the file system allows it (see :class:`Writer`); ``dest_fd``
+    must then be positioned at a multiple of 4096 for it to be used.
     """
-    write = Writer(dest_fd, dest_name, start_writeback)
+    write = Writer(dest_fd, dest_name, start_writeback, direct=direct)
     try:
         read = _reader(src)
         limit = expected_size + 1 if expected_size is not None else None
@@ -464,7 +514,7 @@ def copy_and_hash(
                 raise SizeMismatchError(src_name, expected_size, total, more=True)
 
         if not pipeline:
-            buf = bytearray(chunk_size)
+            buf = _buffer(chunk_size, write.direct)
             view = memoryview(buf)
             try:
                 while True:
@@ -485,6 +535,7 @@ def copy_and_hash(
                 chunk_size=chunk_size,
                 expected_size=expected_size,
                 src_name=src_name,
+                aligned=write.direct,
             )
     except BaseException:
         write.close(report=False)
@@ -498,14 +549,19 @@ def copy_and_hash(
 PIPELINE_BUFFERS = 4
 
 
-def _pipelined_copy(next_chunk, digest, write, *, chunk_size, expected_size, src_name) -> int:
+def _buffer(size: int, aligned: bool) -> Any:
+    """A read buffer; page-aligned (anonymous memory map) when the writer may use ``O_DIRECT``."""
+    return mmap.mmap(-1, size) if aligned else bytearray(size)
+
+
+def _pipelined_copy(next_chunk, digest, write, *, chunk_size, expected_size, src_name, aligned=False) -> int:
     """Read in this thread; hash and write each buffer in two helper threads at the same time.
 
     A buffer goes back to the reader once both helpers are done with it, so reading (a TLS
     decryption, for a download), hashing and writing overlap on separate cores, and a copy costs
     about the slowest of the three instead of their sum.
     """
-    buffers = [bytearray(chunk_size) for _index in range(PIPELINE_BUFFERS)]
+    buffers = [_buffer(chunk_size, aligned) for _index in range(PIPELINE_BUFFERS)]
     cond = threading.Condition()
     free = list(range(PIPELINE_BUFFERS))
     users = [0] * PIPELINE_BUFFERS

@@ -365,7 +365,8 @@ class _Resumable:
                 if response is not None:
                     stack.enter_context(response)
                 if offset == 0:
-                    # Writeback starts while the transfer runs, so the final fsync waits for the tail only.
+                    # Written with O_DIRECT where possible (no copy into the page cache) and with
+                    # writeback started as it goes, so the final fsync waits for the tail only.
                     actual, count = copy_and_hash(
                         response,
                         fd,
@@ -373,6 +374,7 @@ class _Resumable:
                         src_name=self.url,
                         dest_name=self.partial,
                         start_writeback=True,
+                        direct=True,
                     )
                     received = count
                 else:

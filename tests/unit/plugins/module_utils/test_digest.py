@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import errno
+import fcntl
 import hashlib
 import io
 import json
@@ -302,3 +303,97 @@ def test_a_failed_background_flush_is_reported_not_swallowed(tmp_path, monkeypat
     finally:
         os.close(dest)
     assert info.value.errno == errno.EIO
+
+
+def _direct_flag(fd):
+    return bool(fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT)
+
+
+@pytest.mark.parametrize("pipeline", [True, False])
+@pytest.mark.parametrize("size", [0, 4096 * 3, 4096 * 3 + 517, 1 << 20])
+def test_direct_copy_writes_exactly_the_bytes_and_the_tail_through_the_page_cache(tmp_path, pipeline, size):
+    data = os.urandom(size)
+    dest_path = str(tmp_path / "dest")
+    dest = os.open(dest_path, os.O_WRONLY | os.O_CREAT, 0o600)
+    flags_seen = []
+    real_write = _digest._write_all
+
+    def recording(fd, view, name):
+        flags_seen.append((len(view), _direct_flag(fd)))
+        real_write(fd, view, name)
+
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(_digest, "_write_all", recording)
+            result = _digest.copy_and_hash(
+                io.BytesIO(data), dest, expected_size=size, chunk_size=8192, pipeline=pipeline, direct=True
+            )
+        os.fsync(dest)
+    finally:
+        os.close(dest)
+    assert result == (hashlib.sha256(data).hexdigest(), size)
+    with open(dest_path, "rb") as handle:
+        assert handle.read() == data
+    # Whole 4 KiB multiples went out with O_DIRECT (tmp_path is on a disk file system here);
+    # a tail that is not a multiple went through the page cache.
+    assert all(direct for length, direct in flags_seen if length % 4096 == 0 and length), flags_seen
+    assert all(not direct for length, direct in flags_seen if length % 4096), flags_seen
+
+
+def test_direct_copy_falls_back_where_the_file_system_refuses_o_direct(tmp_path, monkeypatch):
+    real_fcntl = fcntl.fcntl
+
+    def refusing(fd, cmd, arg=0):
+        if cmd == fcntl.F_SETFL and arg & os.O_DIRECT:
+            raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+        return real_fcntl(fd, cmd, arg)
+
+    monkeypatch.setattr(_digest.fcntl, "fcntl", refusing)
+    data = os.urandom(100000)
+    dest_path = str(tmp_path / "dest")
+    dest = os.open(dest_path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        result = _digest.copy_and_hash(io.BytesIO(data), dest, chunk_size=8192, direct=True)
+    finally:
+        os.close(dest)
+    assert result == (hashlib.sha256(data).hexdigest(), len(data))
+    with open(dest_path, "rb") as handle:
+        assert handle.read() == data
+
+
+def test_a_direct_write_refused_with_einval_is_written_again_through_the_page_cache(tmp_path, monkeypatch):
+    real_write = _digest._write_all
+    refused = []
+
+    def refusing_direct(fd, view, name):
+        if _direct_flag(fd):
+            refused.append(len(view))
+            raise _digest.DestinationWriteError(name, "Invalid argument", errno.EINVAL)
+        real_write(fd, view, name)
+
+    monkeypatch.setattr(_digest, "_write_all", refusing_direct)
+    data = os.urandom(8192 * 5)
+    dest_path = str(tmp_path / "dest")
+    dest = os.open(dest_path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        result = _digest.copy_and_hash(io.BytesIO(data), dest, chunk_size=8192, direct=True)
+    finally:
+        os.close(dest)
+    assert refused == [8192], "only the first direct write is tried"
+    assert result == (hashlib.sha256(data).hexdigest(), len(data))
+    with open(dest_path, "rb") as handle:
+        assert handle.read() == data
+
+
+def test_a_direct_write_that_fails_otherwise_is_reported(tmp_path, monkeypatch):
+    def full(_fd, _view, name):
+        raise _digest.DestinationWriteError(name, "No space left on device", errno.ENOSPC)
+
+    monkeypatch.setattr(_digest, "_write_all", full)
+    dest = os.open(str(tmp_path / "dest"), os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        with pytest.raises(_digest.DestinationWriteError, match="No space left") as info:
+            _digest.copy_and_hash(io.BytesIO(b"x" * 65536), dest, chunk_size=8192, direct=True)
+    finally:
+        os.close(dest)
+    assert info.value.errno == errno.ENOSPC
