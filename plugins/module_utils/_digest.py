@@ -362,8 +362,8 @@ def _set_direct(fd: int, enable: bool) -> bool:
     direct = getattr(os, "O_DIRECT", 0)
     if not direct:
         return False
-    flags = fcntl.fcntl(fd, fcntl.F_GETFL)
     try:
+        flags = fcntl.fcntl(fd, fcntl.F_GETFL)
         fcntl.fcntl(fd, fcntl.F_SETFL, (flags | direct) if enable else (flags & ~direct))
     except OSError:
         return False
@@ -389,17 +389,18 @@ class Writer:
     def __init__(self, fd: int, name: str, start_writeback: bool, direct: bool = False) -> None:
         self.fd = fd
         self.name = name
-        self.flusher = _Flusher(fd) if start_writeback and _sync_file_range is not None else None
         self.written = 0
         self.flushed = 0
-        self.base: Optional[int] = None
-        self.direct = False
-        if direct:
+        # Where the writes start: hints and alignment are about file offsets, and a resumed
+        # download appends. A descriptor without offsets (a pipe) gets neither.
+        self.base = 0
+        if start_writeback or direct:
             try:
                 self.base = os.lseek(fd, 0, os.SEEK_CUR)
-                self.direct = _set_direct(fd, True)
             except OSError:
-                self.direct = False
+                start_writeback = direct = False
+        self.flusher = _Flusher(fd) if start_writeback and _sync_file_range is not None else None
+        self.direct = direct and _set_direct(fd, True)
 
     def _stop_direct(self) -> None:
         self.direct = False
@@ -407,7 +408,7 @@ class Writer:
             _set_direct(self.fd, False)
 
     def __call__(self, view: memoryview) -> None:
-        if self.direct and (len(view) % DIRECT_ALIGN or (self.base + self.written) % DIRECT_ALIGN):  # type: ignore[operator]
+        if self.direct and (len(view) % DIRECT_ALIGN or (self.base + self.written) % DIRECT_ALIGN):
             self._stop_direct()  # an unaligned piece (the tail): the page cache from here on
         try:
             _write_all(self.fd, view, self.name)
@@ -417,12 +418,10 @@ class Writer:
             # The file system or the buffer does not allow direct I/O after all; nothing was
             # written by the refused call, so the same piece goes through the page cache.
             self._stop_direct()
-            os.lseek(self.fd, self.base + self.written, os.SEEK_SET)  # type: ignore[operator]
+            os.lseek(self.fd, self.base + self.written, os.SEEK_SET)
             _write_all(self.fd, view, self.name)
         self.written += len(view)
         if self.flusher is not None and self.written - self.flushed >= WRITEBACK_WINDOW:
-            if self.base is None:  # the descriptor may not start at offset 0 (a resumed download)
-                self.base = os.lseek(self.fd, 0, os.SEEK_CUR) - self.written
             self.flusher.request(self.base + self.flushed, self.written - self.flushed)
             self.flushed = self.written
 
