@@ -221,27 +221,28 @@ def test_is_sha256_hex():
     assert not _digest.is_sha256_hex(None)
 
 
+def _copy_into_file(tmp_path, data, **kwargs):
+    """copy_and_hash ``data`` into a new file; check the file holds exactly ``data``."""
+    dest_path = str(tmp_path / "dest")
+    dest = os.open(dest_path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        result = _digest.copy_and_hash(io.BytesIO(data), dest, **kwargs)
+        os.fsync(dest)
+    finally:
+        os.close(dest)
+    with open(dest_path, "rb") as handle:
+        assert handle.read() == data
+    return result
+
+
 @pytest.mark.parametrize("pipeline", [True, False])
 def test_copy_and_hash_with_early_writeback_copies_exactly(tmp_path, monkeypatch, pipeline):
     monkeypatch.setattr(_digest, "WRITEBACK_WINDOW", 8192)
     data = os.urandom(100000)
-    dest_path = str(tmp_path / "dest")
-    dest = os.open(dest_path, os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        result = _digest.copy_and_hash(
-            io.BytesIO(data),
-            dest,
-            expected_size=len(data),
-            chunk_size=4096,
-            pipeline=pipeline,
-            start_writeback=True,
-        )
-        os.fsync(dest)
-    finally:
-        os.close(dest)
+    result = _copy_into_file(
+        tmp_path, data, expected_size=len(data), chunk_size=4096, pipeline=pipeline, start_writeback=True
+    )
     assert result == (hashlib.sha256(data).hexdigest(), len(data))
-    with open(dest_path, "rb") as handle:
-        assert handle.read() == data
 
 
 def test_writeback_is_started_on_each_window_of_the_file(tmp_path, monkeypatch):
@@ -313,8 +314,6 @@ def _direct_flag(fd):
 @pytest.mark.parametrize("size", [0, 4096 * 3, 4096 * 3 + 517, 1 << 20])
 def test_direct_copy_writes_exactly_the_bytes_and_the_tail_through_the_page_cache(tmp_path, pipeline, size):
     data = os.urandom(size)
-    dest_path = str(tmp_path / "dest")
-    dest = os.open(dest_path, os.O_WRONLY | os.O_CREAT, 0o600)
     flags_seen = []
     real_write = _digest._write_all
 
@@ -322,18 +321,12 @@ def test_direct_copy_writes_exactly_the_bytes_and_the_tail_through_the_page_cach
         flags_seen.append((len(view), _direct_flag(fd)))
         real_write(fd, view, name)
 
-    try:
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(_digest, "_write_all", recording)
-            result = _digest.copy_and_hash(
-                io.BytesIO(data), dest, expected_size=size, chunk_size=8192, pipeline=pipeline, direct=True
-            )
-        os.fsync(dest)
-    finally:
-        os.close(dest)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_digest, "_write_all", recording)
+        result = _copy_into_file(
+            tmp_path, data, expected_size=size, chunk_size=8192, pipeline=pipeline, direct=True
+        )
     assert result == (hashlib.sha256(data).hexdigest(), size)
-    with open(dest_path, "rb") as handle:
-        assert handle.read() == data
     # Whole 4 KiB multiples went out with O_DIRECT (tmp_path is on a disk file system here);
     # a tail that is not a multiple went through the page cache.
     assert all(direct for length, direct in flags_seen if length % 4096 == 0 and length), flags_seen
@@ -350,15 +343,8 @@ def test_direct_copy_falls_back_where_the_file_system_refuses_o_direct(tmp_path,
 
     monkeypatch.setattr(_digest.fcntl, "fcntl", refusing)
     data = os.urandom(100000)
-    dest_path = str(tmp_path / "dest")
-    dest = os.open(dest_path, os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        result = _digest.copy_and_hash(io.BytesIO(data), dest, chunk_size=8192, direct=True)
-    finally:
-        os.close(dest)
+    result = _copy_into_file(tmp_path, data, chunk_size=8192, direct=True)
     assert result == (hashlib.sha256(data).hexdigest(), len(data))
-    with open(dest_path, "rb") as handle:
-        assert handle.read() == data
 
 
 def test_a_direct_write_refused_with_einval_is_written_again_through_the_page_cache(tmp_path, monkeypatch):
@@ -373,16 +359,9 @@ def test_a_direct_write_refused_with_einval_is_written_again_through_the_page_ca
 
     monkeypatch.setattr(_digest, "_write_all", refusing_direct)
     data = os.urandom(8192 * 5)
-    dest_path = str(tmp_path / "dest")
-    dest = os.open(dest_path, os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        result = _digest.copy_and_hash(io.BytesIO(data), dest, chunk_size=8192, direct=True)
-    finally:
-        os.close(dest)
+    result = _copy_into_file(tmp_path, data, chunk_size=8192, direct=True)
     assert refused == [8192], "only the first direct write is tried"
     assert result == (hashlib.sha256(data).hexdigest(), len(data))
-    with open(dest_path, "rb") as handle:
-        assert handle.read() == data
 
 
 def test_a_direct_write_that_fails_otherwise_is_reported(tmp_path, monkeypatch):
