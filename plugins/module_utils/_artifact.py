@@ -412,12 +412,7 @@ def place(spec: ArtifactSpec, check_mode: bool = False) -> Dict[str, Any]:
                 existing.st.st_uid if spec.uid == -1 else spec.uid,
                 existing.st.st_gid if spec.gid == -1 else spec.gid,
             )
-            result["diff"] = {
-                "before": before,
-                "after": after,
-                "before_header": spec.dest,
-                "after_header": spec.dest,
-            }
+            result["diff"] = _diff(spec.dest, before, after)
             if not check_mode:
                 _set_attributes(spec, record, existing.st)
             _save(record, result, check_mode)
