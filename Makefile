@@ -10,7 +10,9 @@ VENV       := $(CURDIR)/.venv
 SANITY_VENV := $(CURDIR)/.venv-sanity
 BIN        := $(VENV)/bin
 CACHE      ?= $(HOME)/.cache/airgap-llm
-NODE_IMAGE ?= localhost/airgap-llm-node:bookworm
+# Test node images, one per Debian release (molecule/image/build.sh): name=suite.
+NODE_RELEASES := debian12=bookworm debian13=trixie
+NODE_IMAGE_PREFIX := localhost/airgap-llm-node
 COLLECTIONS := $(CURDIR)/.build/collections
 SCENARIOS  ?= $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))
 
@@ -19,7 +21,6 @@ export CONTAINERS_CONF := $(CURDIR)/molecule/containers.conf
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export PYTHONPATH := $(COLLECTIONS)
 export AIRGAP_TEST_DEBS := $(CACHE)/debs
-export AIRGAP_NODE_IMAGE := $(NODE_IMAGE)
 export ANSIBLE_FORCE_COLOR := 0
 export PY_COLORS := 0
 export NO_COLOR := 1
@@ -86,12 +87,19 @@ $(COLLECTIONS)/ansible_collections/airgap/llm:
 	@mkdir -p $(dir $@)
 	@ln -sfn $(CURDIR) $@
 
+# Both node images; each is rebuilt only when its recipe changes.
 image: host
-	@start=$$(date +%s); bash molecule/image/build.sh $(NODE_IMAGE); \
-	echo "== image ready in $$(( $$(date +%s) - start ))s"
+	@start=$$(date +%s); \
+	for release in $(NODE_RELEASES); do \
+	  bash molecule/image/build.sh $${release#*=} $(NODE_IMAGE_PREFIX):$${release%%=*}; \
+	done; \
+	echo "== images ready in $$(( $$(date +%s) - start ))s"
 
+# The .deb files scenarios carry to their nodes, one directory per Debian suite.
 debs: image
-	@bash molecule/image/debs.sh $(AIRGAP_TEST_DEBS) $(NODE_IMAGE)
+	@for release in $(NODE_RELEASES); do \
+	  bash molecule/image/debs.sh $(AIRGAP_TEST_DEBS)/$${release#*=} $(NODE_IMAGE_PREFIX):$${release%%=*}; \
+	done
 
 lint: setup
 	@start=$$(date +%s); \
