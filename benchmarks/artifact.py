@@ -9,7 +9,7 @@ rounds (each round runs every tool once, in turn, so that drift on a shared mach
 
 * ``curl -s --cacert CA -o DEST URL``: TLS verified, no digest check, no fsync (the reference);
 * ``curl`` followed by ``sync -f DEST`` (the module makes the file durable before the rename);
-* ``airgap.llm.artifact`` through its module_utils (``_artifact.place``): hashed while it streams,
+* ``airgap.llm.artifact`` through its module_utils (``_transfer.place``): hashed while it streams,
   checked against the pinned sha256, fsynced, renamed, verification record written;
 * the same through ``ansible localhost -m airgap.llm.artifact`` (adds Ansible's start-up);
 * a second run of the module on the unchanged destination (verification record, nothing read).
@@ -43,8 +43,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 COLLECTIONS = os.path.join(os.path.dirname(HERE), ".build", "collections")
 sys.path.insert(0, COLLECTIONS)
 
-from ansible_collections.airgap.llm.plugins.module_utils import _artifact  # noqa: E402
-from ansible_collections.airgap.llm.plugins.module_utils._fetch import FetchOptions  # noqa: E402
+from ansible_collections.airgap.llm.plugins.module_utils._transfer import place as _place  # noqa: E402
+from ansible_collections.airgap.llm.plugins.module_utils._transfer.fetch import FetchOptions  # noqa: E402
 from ansible_collections.airgap.llm.tests.certs import make_certificates  # noqa: E402
 
 RECORD = 1 << 20
@@ -143,8 +143,8 @@ def main() -> None:
         curl()
         subprocess.run(["sync", "-f", dest], check=True)
 
-    def spec() -> _artifact.ArtifactSpec:
-        return _artifact.ArtifactSpec(
+    def spec() -> _place.Placement:
+        return _place.Placement(
             dest=dest,
             sha256=sha256,
             url=url,
@@ -154,7 +154,7 @@ def main() -> None:
         )
 
     def module_utils() -> None:
-        result = _artifact.place(spec())
+        result = _place.place(spec())
         check(result["sha256"] == sha256 and result["transferred"] == size, str(result))
 
     args = json.dumps({"url": url, "sha256": sha256, "dest": dest, "ca_file": certs["ca"], "record": record})
@@ -180,9 +180,9 @@ def main() -> None:
                     check(hashlib.sha256(handle.read()).hexdigest() == sha256, label)
         rows = [(label, best(runs[label])) for label, _fn in tools]
         clean()
-        _artifact.place(spec())
+        _place.place(spec())
         start = time.perf_counter()
-        again = _artifact.place(spec())
+        again = _place.place(spec())
         unchanged = time.perf_counter() - start
         check(again["verified_by"] == "record" and not again["changed"], str(again))
     finally:

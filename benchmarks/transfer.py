@@ -30,7 +30,10 @@ COLLECTIONS = os.path.join(os.path.dirname(HERE), ".build", "collections")
 if COLLECTIONS not in sys.path:
     sys.path.insert(0, COLLECTIONS)
 
-from ansible_collections.airgap.llm.plugins.module_utils import _build, _fetch, _ingest, _sign  # noqa: E402
+from ansible_collections.airgap.llm.plugins.module_utils._transfer import build as _build  # noqa: E402
+from ansible_collections.airgap.llm.plugins.module_utils._transfer import fetch as _fetch  # noqa: E402
+from ansible_collections.airgap.llm.plugins.module_utils._transfer import ingest as _ingest  # noqa: E402
+from ansible_collections.airgap.llm.plugins.module_utils._transfer import sign as _sign  # noqa: E402
 
 PASSPHRASE = "benchmark-passphrase"  # noqa: S105 - throwaway key
 

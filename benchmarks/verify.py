@@ -37,8 +37,15 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 COLLECTIONS = os.path.join(os.path.dirname(HERE), ".build", "collections")
 sys.path.insert(0, COLLECTIONS)
 
-from ansible_collections.airgap.llm.plugins.module_utils import _digest, _ollama  # noqa: E402
-from ansible_collections.airgap.llm.plugins.module_utils import _ollama_transfer as transfer  # noqa: E402
+from ansible_collections.airgap.llm.plugins.module_utils import _digest  # noqa: E402
+from ansible_collections.airgap.llm.plugins.module_utils._ollama.install import install_model  # noqa: E402
+from ansible_collections.airgap.llm.plugins.module_utils._ollama.manifest import (  # noqa: E402
+    CONFIG_MEDIA_TYPE,
+    MANIFEST_MEDIA_TYPE,
+)
+from ansible_collections.airgap.llm.plugins.module_utils._ollama.source import make_source  # noqa: E402
+from ansible_collections.airgap.llm.plugins.module_utils._ollama.store import Store  # noqa: E402
+from ansible_collections.airgap.llm.plugins.module_utils._ollama.verify import verify_store  # noqa: E402
 
 LAYER_TYPES = ["model", "projector", "adapter", "draft", "tensor", "embed"]
 
@@ -81,9 +88,9 @@ def build_store(root: str, sizes: list) -> list:
         handle.write(config_bytes)
     manifest = {
         "schemaVersion": 2,
-        "mediaType": _ollama.MANIFEST_MEDIA_TYPE,
+        "mediaType": MANIFEST_MEDIA_TYPE,
         "config": {
-            "mediaType": _ollama.CONFIG_MEDIA_TYPE,
+            "mediaType": CONFIG_MEDIA_TYPE,
             "digest": "sha256:" + config_hex,
             "size": len(config_bytes),
         },
@@ -151,7 +158,7 @@ def main() -> int:
         print(f"building a store of {len(sizes)} blobs, {total / 2**30:.2f} GiB, in {base} ...", flush=True)
         paths = build_store(src, sizes)
         warm(paths)
-        store = _ollama.Store(src)
+        store = Store(src)
         largest = max(paths, key=os.path.getsize)
         largest_size = os.path.getsize(largest)
 
@@ -166,14 +173,14 @@ def main() -> int:
         jobs = _digest.default_jobs()
 
         def verify_full():
-            result = _ollama.verify_store(store, mode="full", jobs=jobs)
+            result = verify_store(store, mode="full", jobs=jobs)
             check(not result["problems"], result["problems"])
             check(
                 result["bytes_hashed"] == total + os.path.getsize(store.blob_path(_config_hex(src))), result
             )
 
         def verify_fast():
-            result = _ollama.verify_store(store, mode="fast", jobs=jobs)
+            result = verify_store(store, mode="fast", jobs=jobs)
             check(not result["problems"], result["problems"])
             check(result["bytes_hashed"] == 0, "fast mode read blob data")
 
@@ -204,7 +211,7 @@ def main() -> int:
             print(f"  {label}: best {min(times):.3f} s, median {statistics.median(times):.3f} s", flush=True)
 
         def install():
-            result = transfer.install_model(_ollama.Store(dest), "bench", transfer.make_source(src))
+            result = install_model(Store(dest), "bench", make_source(src))
             check(result["changed"] and result["bytes_copied"] >= total, result)
 
         def copy():
@@ -220,7 +227,7 @@ def main() -> int:
         timed_fresh(f"ollama_model install (local dir, fsync, {jobs} jobs)", install)
 
         def install_one_job():
-            result = transfer.install_model(_ollama.Store(dest), "bench", transfer.make_source(src), jobs=1)
+            result = install_model(Store(dest), "bench", make_source(src), jobs=1)
             check(result["changed"] and result["bytes_copied"] >= total, result)
 
         timed_fresh("ollama_model install, 1 blob at a time", install_one_job)

@@ -155,6 +155,28 @@ def add_model(
     return Model(name, path, raw, config, layers)
 
 
+def manifest_doc(**changes: object) -> Dict[str, object]:
+    """A small valid manifest document (two layers), with top-level keys replaced by ``changes``."""
+    doc: Dict[str, object] = {
+        "schemaVersion": 2,
+        "mediaType": MANIFEST_MEDIA_TYPE,
+        "config": {"mediaType": CONFIG_MEDIA_TYPE, "digest": "sha256:" + "c" * 64, "size": 10},
+        "layers": [
+            {"mediaType": "application/vnd.ollama.image.model", "digest": "sha256:" + "a" * 64, "size": 100},
+            {"mediaType": "application/vnd.ollama.image.template", "digest": "sha256:" + "b" * 64, "size": 5},
+        ],
+    }
+    doc.update(changes)
+    return doc
+
+
+def manifest_with_layer(**changes: object) -> bytes:
+    """Manifest bytes with one model layer whose fields are replaced by ``changes``."""
+    layer = {"mediaType": "application/vnd.ollama.image.model", "digest": "sha256:" + "a" * 64, "size": 100}
+    layer.update(changes)
+    return json.dumps(manifest_doc(layers=[layer])).encode()
+
+
 def write_manifest(root: str, name: str, raw: bytes) -> str:
     """Write arbitrary manifest bytes for ``name`` (for malformed-manifest tests)."""
     host, namespace, model, tag = split_name(name)
@@ -210,8 +232,8 @@ def lock_held_elsewhere(root: str) -> Iterator[None]:
     code = textwrap.dedent(
         f"""
         import sys
-        from ansible_collections.airgap.llm.plugins.module_utils import _ollama
-        with _ollama.Store({root!r}).lock(exclusive=True, timeout=5):
+        from ansible_collections.airgap.llm.plugins.module_utils._ollama.store import Store
+        with Store({root!r}).lock(exclusive=True, timeout=5):
             print("locked", flush=True)
             sys.stdin.readline()
         """

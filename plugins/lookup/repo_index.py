@@ -122,13 +122,14 @@ from typing import Any, Dict, List  # noqa: E402
 from ansible.errors import AnsibleLookupError  # noqa: E402
 from ansible.plugins.lookup import LookupBase  # noqa: E402
 from ansible_collections.airgap.llm.plugins.module_utils._digest import is_sha256_hex  # noqa: E402
-from ansible_collections.airgap.llm.plugins.module_utils._fetch import (  # noqa: E402
+from ansible_collections.airgap.llm.plugins.module_utils._transfer.fetch import (  # noqa: E402
     FetchError,
     FetchOptions,
     fetch_bytes,
+    tls_options,
 )
+from ansible_collections.airgap.llm.plugins.module_utils._transfer.repo import INDEX_FORMAT  # noqa: E402
 
-INDEX_FORMAT = "airgap.llm.repo-index"
 MAX_INDEX = 64 << 20
 
 
@@ -214,11 +215,8 @@ class LookupModule(LookupBase):
         base_url = (self.get_option("base_url") or "").rstrip("/")
         if not base_url.startswith("https://"):
             raise AnsibleLookupError(f"base_url {base_url!r} must be an https URL of the artifact repository")
-        options = FetchOptions(
-            ca_file=self.get_option("ca_file"),
-            client_cert=self.get_option("client_cert"),
-            client_key=self.get_option("client_key"),
-            timeout=self.get_option("timeout"),
+        options = tls_options(
+            {key: self.get_option(key) for key in ("ca_file", "client_cert", "client_key", "timeout")}
         )
         doc = _read_index(self.get_option("index") or "", base_url, options)
         return [_resolve(doc, str(term), base_url) for term in terms]

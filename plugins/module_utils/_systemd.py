@@ -23,10 +23,16 @@ import subprocess
 import tempfile
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
+from ansible_collections.airgap.llm.plugins.module_utils._errors import AirgapError
+
 __all__ = [
     "RELAXATIONS",
+    "SCORE_MIN_VERSION",
     "UNIT_SEARCH_PATHS",
     "SystemdUnitError",
+    "check_dropin_name",
+    "find_analyze",
+    "find_base_unit",
     "hardening_directives",
     "render_unit",
     "score_exposure",
@@ -119,7 +125,7 @@ RELAXATIONS: Dict[str, Tuple[Tuple[str, Any], ...]] = {
 }
 
 
-class SystemdUnitError(Exception):
+class SystemdUnitError(AirgapError):
     """A unit that cannot be rendered, verified or scored; ``str()`` tells the operator what to do."""
 
 

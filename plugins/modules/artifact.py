@@ -201,20 +201,20 @@ record_ignored:
 """
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-from ansible_collections.airgap.llm.plugins.module_utils._artifact import (  # noqa: E402
+from ansible_collections.airgap.llm.plugins.module_utils._errors import fail_on_error  # noqa: E402
+from ansible_collections.airgap.llm.plugins.module_utils._transfer.fetch import tls_argument_spec, tls_options  # noqa: E402
+from ansible_collections.airgap.llm.plugins.module_utils._transfer.place import (  # noqa: E402
     DEFAULT_RECORD,
     ArtifactError,
-    ArtifactSpec,
+    Placement,
     place,
 )
-from ansible_collections.airgap.llm.plugins.module_utils._digest import DigestError  # noqa: E402
-from ansible_collections.airgap.llm.plugins.module_utils._fetch import FetchOptions  # noqa: E402
 
 
-def _spec(params):
+def _placement(params):
     if params["timeout"] <= 0:
         raise ArtifactError(f"timeout must be more than 0 seconds, got {params['timeout']}")
-    return ArtifactSpec(
+    return Placement(
         dest=params["dest"],
         sha256=params["sha256"],
         url=params["url"],
@@ -225,12 +225,7 @@ def _spec(params):
         mode=params["mode"],
         record=params["record"],
         resume=params["resume"],
-        fetch_options=FetchOptions(
-            ca_file=params["ca_file"],
-            client_cert=params["client_cert"],
-            client_key=params["client_key"],
-            timeout=params["timeout"],
-        ),
+        fetch_options=tls_options(params),
     )
 
 
@@ -242,10 +237,7 @@ def main():
             "src": {"type": "path"},
             "sha256": {"type": "str", "required": True},
             "size": {"type": "int"},
-            "ca_file": {"type": "path"},
-            "client_cert": {"type": "path"},
-            "client_key": {"type": "path", "no_log": False},
-            "timeout": {"type": "float", "default": 60},
+            **tls_argument_spec(),
             "resume": {"type": "bool", "default": True},
             "owner": {"type": "str"},
             "group": {"type": "str"},
@@ -256,12 +248,10 @@ def main():
         required_one_of=[("url", "src")],
         supports_check_mode=True,
     )
-    try:
-        result = place(_spec(module.params), check_mode=module.check_mode)
-    except (ArtifactError, DigestError) as exc:
-        module.fail_json(msg=str(exc), dest=module.params["dest"], sha256=module.params["sha256"])
-    except OSError as exc:
-        module.fail_json(msg=f"cannot place {module.params['dest']}: {exc}", dest=module.params["dest"])
+    params = module.params
+    fields = {"dest": params["dest"], "sha256": params["sha256"]}
+    with fail_on_error(module, f"cannot place {params['dest']}", fields=fields):
+        result = place(_placement(params), check_mode=module.check_mode)
     module.exit_json(**result)
 
 

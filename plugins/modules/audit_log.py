@@ -1,6 +1,6 @@
 #!/usr/bin/python
-# Copyright: airgap.llm contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# Copyright (c) 2025, airgap.llm contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
 from __future__ import annotations
@@ -124,14 +124,14 @@ problem:
 
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-from ansible_collections.airgap.llm.plugins.module_utils._audit import (  # noqa: E402
+from ansible_collections.airgap.llm.plugins.module_utils._errors import fail_on_error  # noqa: E402
+from ansible_collections.airgap.llm.plugins.module_utils._transfer.audit import (  # noqa: E402
     GENESIS,
     AuditError,
     append,
     make_entry,
     verify,
 )
-from ansible_collections.airgap.llm.plugins.module_utils._module import fail_on_error  # noqa: E402
 
 
 def _run(module: AnsibleModule) -> dict:
@@ -181,7 +181,7 @@ def main() -> None:
         },
         supports_check_mode=True,
     )
-    with fail_on_error(module, f"audit log {module.params['path']}", (AuditError,)):
+    with fail_on_error(module, f"audit log {module.params['path']}"):
         result = _run(module)
     module.exit_json(**result)
 

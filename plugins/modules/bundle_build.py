@@ -1,6 +1,6 @@
 #!/usr/bin/python
-# Copyright: airgap.llm contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# Copyright (c) 2025, airgap.llm contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
 from __future__ import annotations
@@ -221,16 +221,14 @@ import os  # noqa: E402 - after the documentation, as in every Ansible module
 import re  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib  # noqa: E402
-from ansible_collections.airgap.llm.plugins.module_utils._build import BuildOptions, build  # noqa: E402
-from ansible_collections.airgap.llm.plugins.module_utils._bundle import BundleError  # noqa: E402
-from ansible_collections.airgap.llm.plugins.module_utils._digest import DigestError  # noqa: E402
-from ansible_collections.airgap.llm.plugins.module_utils._fetch import FetchError, FetchOptions  # noqa: E402
-from ansible_collections.airgap.llm.plugins.module_utils._module import fail_on_error  # noqa: E402
-from ansible_collections.airgap.llm.plugins.module_utils._sign import (  # noqa: E402
+from ansible_collections.airgap.llm.plugins.module_utils._errors import fail_on_error  # noqa: E402
+from ansible_collections.airgap.llm.plugins.module_utils._transfer.build import BuildOptions, build  # noqa: E402
+from ansible_collections.airgap.llm.plugins.module_utils._transfer.fetch import tls_argument_spec, tls_options  # noqa: E402
+from ansible_collections.airgap.llm.plugins.module_utils._transfer.sign import (  # noqa: E402
     CRYPTOGRAPHY_IMPORT_ERROR,
     HAS_CRYPTOGRAPHY,
 )
-from ansible_collections.airgap.llm.plugins.module_utils._stream import StreamError  # noqa: E402
+from ansible_collections.airgap.llm.plugins.module_utils._transfer.spec import BundleError  # noqa: E402
 
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*([KMGT]?)i?B?\s*$", re.IGNORECASE)
 
@@ -262,30 +260,21 @@ def main() -> None:
             "inventory": {"type": "path"},
             "chunk_size": {"type": "str"},
             "force": {"type": "bool", "default": False},
-            "ca_file": {"type": "path"},
-            "client_cert": {"type": "path"},
-            "client_key": {"type": "path", "no_log": False},
-            "timeout": {"type": "float", "default": 60},
+            **tls_argument_spec(),
         },
         supports_check_mode=True,
     )
     if not HAS_CRYPTOGRAPHY:
         module.fail_json(msg=missing_required_lib("cryptography"), exception=CRYPTOGRAPHY_IMPORT_ERROR)
     params = module.params
-    errors = (BundleError, FetchError, StreamError, DigestError)
-    with fail_on_error(module, f"building the bundle in {params['dest']}", errors):
+    with fail_on_error(module, f"building the bundle in {params['dest']}"):
         chunk_size = parse_size(params["chunk_size"]) if params["chunk_size"] else None
         options = BuildOptions(
             dest=params["dest"],
             base_dir=params["base_dir"],
             cache_dir=params["cache_dir"] or os.path.join(params["dest"], ".cache"),
             signing_keys=params["signing_keys"],
-            fetch_options=FetchOptions(
-                ca_file=params["ca_file"],
-                client_cert=params["client_cert"],
-                client_key=params["client_key"],
-                timeout=params["timeout"],
-            ),
+            fetch_options=tls_options(params),
             inventory=params["inventory"],
             chunk_size=chunk_size,
             force=params["force"],

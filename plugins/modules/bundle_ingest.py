@@ -1,6 +1,6 @@
 #!/usr/bin/python
-# Copyright: airgap.llm contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# Copyright (c) 2025, airgap.llm contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
 from __future__ import annotations
@@ -197,17 +197,13 @@ step:
 
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib  # noqa: E402
-from ansible_collections.airgap.llm.plugins.module_utils._audit import AuditError  # noqa: E402
-from ansible_collections.airgap.llm.plugins.module_utils._digest import DigestError  # noqa: E402
-from ansible_collections.airgap.llm.plugins.module_utils._ingest import (  # noqa: E402
-    IngestError,
+from ansible_collections.airgap.llm.plugins.module_utils._errors import fail_on_error  # noqa: E402
+from ansible_collections.airgap.llm.plugins.module_utils._transfer.ingest import (  # noqa: E402
     IngestOptions,
     Refused,
     ingest,
 )
-from ansible_collections.airgap.llm.plugins.module_utils._module import fail_on_error  # noqa: E402
-from ansible_collections.airgap.llm.plugins.module_utils._repo import RepoError  # noqa: E402
-from ansible_collections.airgap.llm.plugins.module_utils._sign import (  # noqa: E402
+from ansible_collections.airgap.llm.plugins.module_utils._transfer.sign import (  # noqa: E402
     CRYPTOGRAPHY_IMPORT_ERROR,
     HAS_CRYPTOGRAPHY,
 )
@@ -240,8 +236,7 @@ def main() -> None:
         "What to do: fix the cause (space, permissions, media) and run again; "
         "the repository still serves its previous state."
     )
-    errors = (IngestError, RepoError, AuditError, DigestError)
-    with fail_on_error(module, what, errors, fields=base, prefix_domain=True, os_advice=advice):
+    with fail_on_error(module, what, fields=base, prefix_domain=True, os_advice=advice):
         options = IngestOptions(
             src=params["src"],
             sha256=params["sha256"].strip().lower(),

@@ -1,6 +1,6 @@
 #!/usr/bin/python
-# Copyright: airgap.llm contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# Copyright (c) 2025, airgap.llm contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
 from __future__ import annotations
@@ -89,11 +89,10 @@ action:
 
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib  # noqa: E402
-from ansible_collections.airgap.llm.plugins.module_utils._module import fail_on_error  # noqa: E402
-from ansible_collections.airgap.llm.plugins.module_utils._sign import (  # noqa: E402
+from ansible_collections.airgap.llm.plugins.module_utils._errors import fail_on_error  # noqa: E402
+from ansible_collections.airgap.llm.plugins.module_utils._transfer.sign import (  # noqa: E402
     CRYPTOGRAPHY_IMPORT_ERROR,
     HAS_CRYPTOGRAPHY,
-    SignError,
     keygen,
     keygen_plan,
 )
@@ -113,7 +112,7 @@ def main() -> None:
         module.fail_json(msg=missing_required_lib("cryptography"), exception=CRYPTOGRAPHY_IMPORT_ERROR)
     params = module.params
     public_path = params["public_path"] or params["path"] + ".pub"
-    with fail_on_error(module, f"key pair {params['path']}", (SignError,)):
+    with fail_on_error(module, f"key pair {params['path']}"):
         if module.check_mode:
             plan = keygen_plan(params["path"], public_path, params["passphrase"], params["force"])
             result = dict(plan, changed=plan["action"] != "none")

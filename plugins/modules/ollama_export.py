@@ -135,10 +135,9 @@ bytes_hashed:
 
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-from ansible_collections.airgap.llm.plugins.module_utils._digest import DigestError  # noqa: E402
-from ansible_collections.airgap.llm.plugins.module_utils._module import fail_on_error  # noqa: E402
-from ansible_collections.airgap.llm.plugins.module_utils._ollama import OllamaError, Store  # noqa: E402
-from ansible_collections.airgap.llm.plugins.module_utils._ollama_transfer import export_models  # noqa: E402
+from ansible_collections.airgap.llm.plugins.module_utils._errors import fail_on_error  # noqa: E402
+from ansible_collections.airgap.llm.plugins.module_utils._ollama.export import export_models  # noqa: E402
+from ansible_collections.airgap.llm.plugins.module_utils._ollama.store import Store  # noqa: E402
 
 
 def main() -> None:
@@ -158,7 +157,7 @@ def main() -> None:
         module.fail_json(msg=f"jobs must be at least 1, got {params['jobs']}")
     empty = {"dest": params["dest"], "models": [], "blobs_copied": [], "blobs_removed": []}
     what = f"export of {params['path']} to {params['dest']}"
-    with fail_on_error(module, what, (OllamaError, DigestError), fields=empty):
+    with fail_on_error(module, what, fields=empty):
         result = export_models(
             Store(params["path"]),
             params["models"],

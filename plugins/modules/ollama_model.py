@@ -206,32 +206,14 @@ permissions_fixed:
   elements: str
 """
 
-import grp  # noqa: E402 - after the documentation, as in every Ansible module
-import pwd  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-from ansible_collections.airgap.llm.plugins.module_utils._digest import DigestError  # noqa: E402
-from ansible_collections.airgap.llm.plugins.module_utils._module import fail_on_error  # noqa: E402
-from ansible_collections.airgap.llm.plugins.module_utils._ollama import OllamaError, Store  # noqa: E402
-from ansible_collections.airgap.llm.plugins.module_utils._ollama_transfer import (  # noqa: E402
-    Owner,
-    install_model,
-    make_source,
-    remove_model,
-)
-
-
-def _resolve(value, lookup, kind):
-    if value is None:
-        return -1
-    if value.isdigit():
-        return int(value)
-    try:
-        return lookup(value)
-    except KeyError:
-        raise OllamaError(
-            f"{kind} {value!r} does not exist on this host; create it first or give a numeric id"
-        ) from None
+from ansible_collections.airgap.llm.plugins.module_utils._errors import fail_on_error  # noqa: E402
+from ansible_collections.airgap.llm.plugins.module_utils._io import Owner  # noqa: E402
+from ansible_collections.airgap.llm.plugins.module_utils._ollama.install import install_model  # noqa: E402
+from ansible_collections.airgap.llm.plugins.module_utils._ollama.remove import remove_model  # noqa: E402
+from ansible_collections.airgap.llm.plugins.module_utils._ollama.source import make_source  # noqa: E402
+from ansible_collections.airgap.llm.plugins.module_utils._ollama.store import Store  # noqa: E402
 
 
 def _diff_text(state):
@@ -274,7 +256,7 @@ def main() -> None:
         "Blobs are staged and the manifest is written last, so the previous manifest (if any) is still "
         "in place. What to do: fix the cause (permissions, free space, file system) and run again."
     )
-    with fail_on_error(module, what, (OllamaError, DigestError), fields=empty, os_advice=advice):
+    with fail_on_error(module, what, fields=empty, os_advice=advice):
         store = Store(params["path"])
         if params["state"] == "absent":
             result = remove_model(
@@ -283,10 +265,7 @@ def main() -> None:
         else:
             owner = None
             if params["owner"] is not None or params["group"] is not None:
-                owner = Owner(
-                    _resolve(params["owner"], lambda n: pwd.getpwnam(n).pw_uid, "user"),
-                    _resolve(params["group"], lambda n: grp.getgrnam(n).gr_gid, "group"),
-                )
+                owner = Owner.resolve(params["owner"], params["group"])
             source = make_source(
                 params["src"], params["ca_file"], params["timeout"], params["validate_certs"]
             )

@@ -159,14 +159,9 @@ bytes_hashed:
 """
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402 - after the documentation, as Ansible modules are
-from ansible_collections.airgap.llm.plugins.module_utils._digest import DigestError  # noqa: E402
-from ansible_collections.airgap.llm.plugins.module_utils._module import fail_on_error  # noqa: E402
-from ansible_collections.airgap.llm.plugins.module_utils._ollama import (  # noqa: E402
-    OllamaError,
-    Store,
-    format_problems,
-    verify_store,
-)
+from ansible_collections.airgap.llm.plugins.module_utils._errors import fail_on_error  # noqa: E402
+from ansible_collections.airgap.llm.plugins.module_utils._ollama.store import Store  # noqa: E402
+from ansible_collections.airgap.llm.plugins.module_utils._ollama.verify import format_problems, verify_store  # noqa: E402
 
 
 def main() -> None:
@@ -186,7 +181,7 @@ def main() -> None:
         module.fail_json(msg=f"jobs must be at least 1, got {params['jobs']}")
     empty = {"models": [], "problems": [], "bytes_hashed": 0}
     what = f"verification of store {params['path']}"
-    with fail_on_error(module, what, (OllamaError, DigestError), fields=empty):
+    with fail_on_error(module, what, fields=empty):
         store = Store(params["path"])
         store.check_layout(must_exist=True)
         with store.lock(exclusive=False, timeout=params["lock_timeout"], create=False):

@@ -1,6 +1,6 @@
 #!/usr/bin/python
-# Copyright: airgap.llm contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# Copyright (c) 2025, airgap.llm contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
 from __future__ import annotations
@@ -80,9 +80,9 @@ import json  # noqa: E402
 import os  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-from ansible_collections.airgap.llm.plugins.module_utils._digest import atomic_write  # noqa: E402
-from ansible_collections.airgap.llm.plugins.module_utils._module import fail_on_error  # noqa: E402
-from ansible_collections.airgap.llm.plugins.module_utils._repo import RepoError, Repository  # noqa: E402
+from ansible_collections.airgap.llm.plugins.module_utils._errors import fail_on_error  # noqa: E402
+from ansible_collections.airgap.llm.plugins.module_utils._io import atomic_write  # noqa: E402
+from ansible_collections.airgap.llm.plugins.module_utils._transfer.repo import RepoError, Repository  # noqa: E402
 
 
 def main() -> None:
@@ -94,7 +94,7 @@ def main() -> None:
         supports_check_mode=True,
     )
     params = module.params
-    with fail_on_error(module, f"inventory of {params['repository']}", (RepoError,), prefix_domain=True):
+    with fail_on_error(module, f"inventory of {params['repository']}", prefix_domain=True):
         repo = Repository(params["repository"])
         if not repo.exists():
             raise RepoError(f"{params['repository']} is not an artifact repository (no blobs/sha256/)")

@@ -194,8 +194,8 @@ content:
 import os  # noqa: E402 - after the documentation, as Ansible modules are
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-from ansible_collections.airgap.llm.plugins.module_utils._digest import atomic_write, fsync_dir  # noqa: E402
-from ansible_collections.airgap.llm.plugins.module_utils._module import fail_on_error  # noqa: E402
+from ansible_collections.airgap.llm.plugins.module_utils._errors import fail_on_error  # noqa: E402
+from ansible_collections.airgap.llm.plugins.module_utils._io import atomic_write, fsync_dir  # noqa: E402
 from ansible_collections.airgap.llm.plugins.module_utils._systemd import (  # noqa: E402
     RELAXATIONS,
     SCORE_MIN_VERSION,
@@ -325,7 +325,7 @@ def main():
         required_if=[("state", "present", ("sections",))],
         supports_check_mode=True,
     )
-    with fail_on_error(module, f"unit {module.params['name']}", (SystemdUnitError,)):
+    with fail_on_error(module, f"unit {module.params['name']}"):
         result = run(module)
     module.exit_json(**result)
 

@@ -21,7 +21,8 @@ from typing import Callable, Dict, List, Tuple
 
 import pytest
 import yaml
-from ansible_collections.airgap.llm.plugins.module_utils import _audit, _sign
+from ansible_collections.airgap.llm.plugins.module_utils._transfer import audit as _audit
+from ansible_collections.airgap.llm.plugins.module_utils._transfer import sign as _sign
 from ansible_collections.airgap.llm.tests import ollama_store
 
 PASSPHRASE = "integration-test-passphrase"  # noqa: S105 - throwaway test keys

@@ -7,7 +7,7 @@ import os
 import stat
 
 import pytest
-from ansible_collections.airgap.llm.plugins.module_utils import _sign
+from ansible_collections.airgap.llm.plugins.module_utils._transfer import sign as _sign
 
 PASS = "correct horse battery"  # noqa: S105 - test key passphrase
 

@@ -1,9 +1,11 @@
-# Copyright: airgap.llm contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# Copyright (c) 2025, airgap.llm contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
 """Build a signed bundle tarball from a spec (low side).
 
 Steps: validate the spec; load the signing keys (fail early on a wrong passphrase); resolve every
-artifact (downloads through :mod:`_fetch` into a digest-named cache, local files and directories,
+artifact (downloads through :mod:`fetch` into a digest-named cache, local files and directories,
 models from an Ollama store through :mod:`_ollama`); leave out what a high-side inventory already
 holds; stream every file into the tar, hashing it once on the way; add the SBOM, ``bundle.json``
 and one signature per key; fsync, rename; write ``<name>.tar.sha256`` (and the chunk list) last.
@@ -17,42 +19,69 @@ import glob
 import hashlib
 import os
 import re
+import stat
+import tarfile
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from ansible_collections.airgap.llm.plugins.module_utils import _ollama
-from ansible_collections.airgap.llm.plugins.module_utils._bundle import (
-    MANIFEST,
-    SBOM,
-    SIG_DIR,
-    ArtifactSpec,
-    BundleError,
-    PlannedFile,
-    Spec,
-    TarWriter,
-    bundle_basename,
-    dumps_manifest,
-    format_time,
-    load_inventory,
-    make_manifest,
-    regular_size,
-    walk_directory,
-)
-from ansible_collections.airgap.llm.plugins.module_utils._digest import atomic_write, is_sha256_hex
-from ansible_collections.airgap.llm.plugins.module_utils._fetch import (
+from ansible_collections.airgap.llm.plugins.module_utils._digest import is_sha256_hex
+from ansible_collections.airgap.llm.plugins.module_utils._io import atomic_write
+from ansible_collections.airgap.llm.plugins.module_utils._ollama.errors import OllamaError
+from ansible_collections.airgap.llm.plugins.module_utils._ollama.names import ModelName
+from ansible_collections.airgap.llm.plugins.module_utils._ollama.store import Store
+from ansible_collections.airgap.llm.plugins.module_utils._transfer.extract import unsafe_name
+from ansible_collections.airgap.llm.plugins.module_utils._transfer.fetch import (
     FetchError,
     FetchOptions,
     fetch,
     fetch_bytes,
     parse_checksums,
 )
-from ansible_collections.airgap.llm.plugins.module_utils._sbom import SbomError, build_sbom
-from ansible_collections.airgap.llm.plugins.module_utils._sign import SignError, load_private_key, sign
-from ansible_collections.airgap.llm.plugins.module_utils._stream import ChunkedSink, StreamError
+from ansible_collections.airgap.llm.plugins.module_utils._transfer.sbom import SbomError, build_sbom
+from ansible_collections.airgap.llm.plugins.module_utils._transfer.sign import (
+    SignError,
+    load_private_key,
+    sign,
+)
+from ansible_collections.airgap.llm.plugins.module_utils._transfer.spec import (
+    MANIFEST,
+    SBOM,
+    SIG_DIR,
+    BundleArtifact,
+    BundleError,
+    BundleSpec,
+    PlannedFile,
+    bundle_basename,
+    dumps_manifest,
+    format_time,
+    load_inventory,
+    make_manifest,
+)
+from ansible_collections.airgap.llm.plugins.module_utils._transfer.stream import (
+    BLOCK,
+    BackgroundHasher,
+    ChunkedSink,
+    StreamError,
+)
+
+__all__ = [
+    "BuildOptions",
+    "Plan",
+    "TarWriter",
+    "build",
+    "existing_versions",
+    "outputs",
+    "plan_spec",
+    "read_outer",
+    "regular_size",
+    "walk_directory",
+]
 
 STORE_LOCK_TIMEOUT = 60.0
 
 
 class BuildOptions:
+    """The options of one ``bundle_build`` task."""
+
     def __init__(
         self,
         *,
@@ -106,7 +135,7 @@ def _resolve_path(base_dir: str, path: str) -> str:
     return path if os.path.isabs(path) else os.path.normpath(os.path.join(base_dir, path))
 
 
-def _pinned_digest(art: ArtifactSpec, options: BuildOptions) -> str:
+def _pinned_digest(art: BundleArtifact, options: BuildOptions) -> str:
     """The sha256 the download must have: the pin, or upstream's checksum file (they must agree)."""
     listed = None
     if art.checksums_url:
@@ -136,7 +165,7 @@ def _pinned_digest(art: ArtifactSpec, options: BuildOptions) -> str:
     return digest
 
 
-def _download(art: ArtifactSpec, options: BuildOptions) -> PlannedFile:
+def _download(art: BundleArtifact, options: BuildOptions) -> PlannedFile:
     url, filename = art.url or "", art.filename or ""
     digest = _pinned_digest(art, options)
     cache = os.path.join(options.cache_dir, "sha256")
@@ -160,7 +189,7 @@ def _download(art: ArtifactSpec, options: BuildOptions) -> PlannedFile:
     )
 
 
-def _local(art: ArtifactSpec, options: BuildOptions) -> List[PlannedFile]:
+def _local(art: BundleArtifact, options: BuildOptions) -> List[PlannedFile]:
     where = f"artifact {art.name} {art.version}"
     root = _resolve_path(options.base_dir, art.path or "")
     prefix = f"artifacts/{art.kind}/{art.name}/{art.version}/"
@@ -187,7 +216,7 @@ def _local(art: ArtifactSpec, options: BuildOptions) -> List[PlannedFile]:
 
 
 def _model(
-    art: ArtifactSpec, store_path: Optional[str], base_dir: str
+    art: BundleArtifact, store_path: Optional[str], base_dir: str
 ) -> Tuple[List[PlannedFile], bytes, str]:
     """Files of one model: its blobs (src in the store) and its manifest (bytes, returned apart)."""
     where = f"model {art.model}"
@@ -196,11 +225,11 @@ def _model(
             f"{where}: no Ollama store given (ollama_store in the spec or store on the artifact)"
         )
     try:
-        name = _ollama.ModelName.parse(art.model)
-        store = _ollama.Store(_resolve_path(base_dir, store_path))
+        name = ModelName.parse(art.model)
+        store = Store(_resolve_path(base_dir, store_path))
         store.check_layout()
         manifest = store.read_manifest(name)
-    except _ollama.OllamaError as exc:
+    except OllamaError as exc:
         raise BundleError(f"{where}: {exc}") from None
     if manifest is None:
         raise BundleError(f"{where}: not in store {store.given}; pull it on the low side first")
@@ -231,6 +260,122 @@ def _model(
 
 
 # ---------------------------------------------------------------------------------------------
+# Tar writing
+
+
+class TarWriter:
+    """Writes bundle members as ustar/pax entries into a :class:`ChunkedSink`."""
+
+    def __init__(self, sink: ChunkedSink, mtime: int) -> None:
+        self.sink = sink
+        self.mtime = mtime
+        self.bytes_hashed = 0
+        # Member digests run in their own thread, the tar stream digest in the sink's: the thread
+        # that moves the bytes only reads and writes.
+        self._content = BackgroundHasher()
+
+    def close(self) -> None:
+        self._content.close()
+
+    def _header(self, path: str, size: int) -> None:
+        info = tarfile.TarInfo(path)
+        info.size = size
+        info.mode = 0o644
+        info.mtime = self.mtime
+        info.uid = info.gid = 0
+        info.uname = info.gname = "root"
+        self.sink.write(info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
+
+    def _pad(self, size: int) -> None:
+        pad = (-size) % tarfile.BLOCKSIZE
+        if pad:
+            self.sink.write(b"\x00" * pad)
+
+    def add_bytes(self, path: str, data: bytes) -> str:
+        self._header(path, len(data))
+        self.sink.write(data)
+        self._pad(len(data))
+        return hashlib.sha256(data).hexdigest()
+
+    def add_file(self, path: str, src: str, size: int, expected: Optional[str]) -> str:
+        """Stream ``src`` (exactly ``size`` bytes) into the tar; return its sha256, checked if pinned."""
+        try:
+            handle = open(src, "rb", buffering=0)  # noqa: SIM115 - closed by the with below
+        except OSError as exc:
+            raise BundleError(f"cannot read {src}: {exc}") from None
+        with handle:
+            self._header(path, size)
+            digest = hashlib.sha256()
+            left = size
+            while left:
+                try:
+                    data = handle.read(min(BLOCK, left))
+                except OSError as exc:
+                    raise BundleError(f"cannot read {src}: {exc}") from None
+                if not data:
+                    raise BundleError(f"{src} shrank while being bundled (expected {size} bytes)")
+                self._content.feed(data, (digest,))
+                self.sink.write(data)
+                left -= len(data)
+            if handle.read(1):
+                raise BundleError(f"{src} grew while being bundled (expected {size} bytes)")
+        self._pad(size)
+        self.bytes_hashed += size
+        self._content.flush()
+        actual = digest.hexdigest()
+        if expected is not None and actual != expected:
+            raise BundleError(
+                f"{src} (bundle path {path}): sha256 is {actual}, expected {expected}. The file is corrupt "
+                "or not the pinned one; fetch it again (delete it from the cache) or fix the pin."
+            )
+        return actual
+
+    def finish(self) -> None:
+        self.sink.write(b"\x00" * (2 * tarfile.BLOCKSIZE))
+        pad = (-self.sink.size) % tarfile.RECORDSIZE
+        if pad:
+            self.sink.write(b"\x00" * pad)
+
+
+def regular_size(path: str, what: str) -> int:
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise BundleError(f"{what}: cannot read {path}: {exc}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise BundleError(f"{what}: {path} is not a regular file")
+    return st.st_size
+
+
+def walk_directory(root: str, what: str) -> List[Tuple[str, str, int]]:
+    """Every regular file under ``root`` as (relative path, absolute path, size); links refused."""
+    found: List[Tuple[str, str, int]] = []
+
+    def visit(directory: str, prefix: str) -> None:
+        try:
+            entries = sorted(os.scandir(directory), key=lambda e: e.name)
+        except OSError as exc:
+            raise BundleError(f"{what}: cannot list {directory}: {exc}") from None
+        for entry in entries:
+            rel = prefix + entry.name
+            if entry.is_symlink():
+                raise BundleError(f"{what}: {entry.path} is a symbolic link; copy the real file there")
+            if entry.is_dir():
+                visit(entry.path, rel + "/")
+            elif entry.is_file():
+                if unsafe_name(rel):
+                    raise BundleError(f"{what}: {rel!r} is not a safe file name")
+                found.append((rel, entry.path, entry.stat().st_size))
+            else:
+                raise BundleError(f"{what}: {entry.path} is not a regular file")
+
+    visit(root, "")
+    if not found:
+        raise BundleError(f"{what}: directory {root} holds no files")
+    return found
+
+
+# ---------------------------------------------------------------------------------------------
 # Build
 
 
@@ -253,7 +398,7 @@ class Plan:
             self.memory[planned.path] = data
 
 
-def plan_spec(spec: Spec, options: BuildOptions) -> Plan:
+def plan_spec(spec: BundleSpec, options: BuildOptions) -> Plan:
     plan = Plan()
     for art in spec.artifacts:
         entry: Dict[str, Any] = {
@@ -312,14 +457,14 @@ def _apply_inventory(plan: Plan, path: str) -> Dict[str, Any]:
     return {"inventory_sha256": inventory_digest, "omitted_files": omitted, "omitted_bytes": omitted_bytes}
 
 
-def describe(spec: Spec) -> List[Dict[str, Any]]:
+def describe(spec: BundleSpec) -> List[Dict[str, Any]]:
     return [{"name": a.name, "version": a.version, "kind": a.kind} for a in spec.artifacts]
 
 
 def build(raw_spec: Any, options: BuildOptions, check_mode: bool = False) -> Dict[str, Any]:
     """Build (or, in check mode, describe) the bundle. Returns the module result fields."""
     now = datetime.datetime.now(datetime.timezone.utc)
-    spec = Spec(raw_spec, now)
+    spec = BundleSpec(raw_spec, now)
     basename = bundle_basename(spec.channel, spec.version)
     paths = outputs(options.dest, basename)
     result: Dict[str, Any] = {

@@ -1,5 +1,7 @@
-# Copyright: airgap.llm contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# Copyright (c) 2025, airgap.llm contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
 """Strict, streaming reader for bundle tarballs.
 
 Nothing in the archive is trusted: entry names never become file system paths. Regular files are
@@ -18,8 +20,17 @@ import os
 import tarfile
 from typing import Callable, Dict, List, Optional
 
-from ansible_collections.airgap.llm.plugins.module_utils._digest import Writer
-from ansible_collections.airgap.llm.plugins.module_utils._stream import BackgroundHasher, PartsSource
+from ansible_collections.airgap.llm.plugins.module_utils._errors import AirgapError
+from ansible_collections.airgap.llm.plugins.module_utils._io import Writer
+from ansible_collections.airgap.llm.plugins.module_utils._transfer.stream import BackgroundHasher, PartsSource
+
+__all__ = [
+    "ArchiveError",
+    "ScanResult",
+    "StagedFile",
+    "scan",
+    "unsafe_name",
+]
 
 BLOCKSIZE = 512
 MAX_PAX = 1 << 20
@@ -37,7 +48,7 @@ _TYPE_NAMES = {
 }
 
 
-class ArchiveError(Exception):
+class ArchiveError(AirgapError):
     """The archive cannot be parsed any further."""
 
 

@@ -1,5 +1,7 @@
-# Copyright: airgap.llm contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# Copyright (c) 2025, airgap.llm contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
 """Ed25519 signing keys and detached signatures over ``bundle.json``.
 
 A key id is the first 16 hex digits of the SHA-256 of the raw 32-byte public key. A signature
@@ -16,6 +18,9 @@ import os
 import re
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from ansible_collections.airgap.llm.plugins.module_utils._errors import AirgapError
+from ansible_collections.airgap.llm.plugins.module_utils._io import atomic_write
+
 try:
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives import serialization
@@ -27,11 +32,25 @@ except ImportError as _exc:  # pragma: no cover - depends on the environment
     HAS_CRYPTOGRAPHY = False
     CRYPTOGRAPHY_IMPORT_ERROR = str(_exc)
 
+__all__ = [
+    "CRYPTOGRAPHY_IMPORT_ERROR",
+    "HAS_CRYPTOGRAPHY",
+    "SignError",
+    "key_id",
+    "keygen",
+    "keygen_plan",
+    "load_private_key",
+    "load_public_key",
+    "public_pem",
+    "sign",
+    "verify_threshold",
+]
+
 KEY_ID_RE = re.compile(r"^[0-9a-f]{16}$")
 SIG_SUFFIX = ".sig"
 
 
-class SignError(Exception):
+class SignError(AirgapError):
     """Key handling or signature verification failed."""
 
 
@@ -83,29 +102,6 @@ def load_private_key(path: str, passphrase: Optional[str]) -> Any:
     return key
 
 
-def _write_private(path: str, data: bytes) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.tmp-{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-
-
-def _write_public(path: str, data: bytes) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-
-
 def keygen_plan(path: str, public_path: str, passphrase: str, force: bool) -> Dict[str, Any]:
     """What :func:`keygen` would do: ``generate``, ``write_public`` or ``none``, plus the key id if known."""
     _require()
@@ -133,12 +129,12 @@ def keygen(path: str, public_path: str, passphrase: str, force: bool = False) ->
             serialization.PrivateFormat.PKCS8,
             serialization.BestAvailableEncryption(passphrase.encode("utf-8")),
         )
-        _write_private(path, data)
+        atomic_write(os.path.abspath(path), data, mode=0o600)
     else:
         key = load_private_key(path, passphrase)
     pem = public_pem(key.public_key())
     if plan["action"] != "none":
-        _write_public(public_path, pem.encode("ascii"))
+        atomic_write(os.path.abspath(public_path), pem.encode("ascii"), mode=0o644)
     return {"action": plan["action"], "key_id": key_id(key.public_key()), "public_key": pem}
 
 

@@ -5,8 +5,8 @@
 """Place one artifact at a destination, checked against its SHA-256 (the airgap.llm.artifact module).
 
 Deciding whether anything must change costs no read of a large file that has not changed: the
-destination's :class:`_digest.StatKey` (device, inode, size, mtime and ctime in ns) is looked up
-in a host-wide :class:`_digest.VerificationRecord`; only a destination the record does not know
+destination's :class:`_io.StatKey` (device, inode, size, mtime and ctime in ns) is looked up
+in a host-wide :class:`_record.VerificationRecord`; only a destination the record does not know
 is hashed, and the result is recorded. ``ctime`` cannot be set back, so any write, ``touch`` or
 replacement of the file makes the record miss and the file is hashed again.
 
@@ -20,41 +20,50 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
-import grp
 import os
-import pwd
 import re
 import stat
 import tempfile
 import urllib.parse
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Optional
 
 from ansible_collections.airgap.llm.plugins.module_utils._digest import (
-    DigestError,
     SizeMismatchError,
-    SourceReadError,
-    StatKey,
-    VerificationRecord,
     copy_and_hash,
-    fsync_dir,
-    is_sha256_hex,
+    parse_sha256,
     sha256_file,
 )
-from ansible_collections.airgap.llm.plugins.module_utils._fetch import FetchError, FetchOptions, fetch
+from ansible_collections.airgap.llm.plugins.module_utils._errors import AirgapError
+from ansible_collections.airgap.llm.plugins.module_utils._io import (
+    FileError,
+    NotRegularError,
+    Owner,
+    SourceReadError,
+    StatKey,
+    classify,
+    flock,
+    fsync_dir,
+    open_regular,
+)
+from ansible_collections.airgap.llm.plugins.module_utils._record import VerificationRecord
+from ansible_collections.airgap.llm.plugins.module_utils._transfer.fetch import (
+    FetchError,
+    FetchOptions,
+    fetch,
+)
+
+__all__ = ["DEFAULT_RECORD", "ArtifactError", "Placement", "partial_path", "place"]
 
 DEFAULT_RECORD = "/var/lib/airgap-llm/artifact-record.json"
 MODE_RE = re.compile(r"\A0?[0-7]{3,4}\Z")
 
-__all__ = ["DEFAULT_RECORD", "ArtifactError", "ArtifactSpec", "partial_path", "place"]
 
-
-class ArtifactError(Exception):
+class ArtifactError(AirgapError):
     """Bad options, a refused source or a failed transfer; ``str()`` tells the operator what to do."""
 
 
-class ArtifactSpec:
-    """The validated options of one task."""
+class Placement:
+    """The validated options of one ``airgap.llm.artifact`` task: what goes where, checked how."""
 
     def __init__(
         self,
@@ -73,7 +82,7 @@ class ArtifactSpec:
     ) -> None:
         if bool(url) == bool(src):
             raise ArtifactError("give exactly one of url (an https URL) or src (a file on the managed node)")
-        self.sha256 = normalize_sha256(sha256)
+        self.sha256 = parse_sha256(sha256)
         if url:
             scheme = urllib.parse.urlsplit(url).scheme
             if scheme != "https":
@@ -89,8 +98,7 @@ class ArtifactSpec:
         self.src = os.path.abspath(src) if src else None
         self.size = size
         self.mode = parse_mode(mode)
-        self.uid = _uid(owner)
-        self.gid = _gid(group)
+        self.owner = Owner.resolve(owner, group)
         self.record_path = record
         self.resume = resume
         self.fetch_options = fetch_options or FetchOptions()
@@ -98,19 +106,6 @@ class ArtifactSpec:
     @property
     def source(self) -> str:
         return self.url or self.src or ""
-
-
-def normalize_sha256(value: Any) -> str:
-    text = str(value or "").strip()
-    if text.lower().startswith("sha256:"):
-        text = text[len("sha256:") :]
-    text = text.lower()
-    if not is_sha256_hex(text):
-        raise ArtifactError(
-            f"sha256 {value!r} is not a SHA-256 digest: give 64 hexadecimal digits (optionally 'sha256:' "
-            "first), as listed in the repository index"
-        )
-    return text
 
 
 def parse_mode(value: Any) -> int:
@@ -128,74 +123,24 @@ def parse_mode(value: Any) -> int:
     return int(text, 8)
 
 
-def _uid(owner: Optional[str]) -> int:
-    if owner is None or owner == "":
-        return -1
-    try:
-        return pwd.getpwnam(owner).pw_uid
-    except KeyError:
-        if owner.isdigit():
-            return int(owner)
-        raise ArtifactError(f"owner {owner!r} is not a user on this host; create it first") from None
-
-
-def _gid(group: Optional[str]) -> int:
-    if group is None or group == "":
-        return -1
-    try:
-        return grp.getgrnam(group).gr_gid
-    except KeyError:
-        if group.isdigit():
-            return int(group)
-        raise ArtifactError(f"group {group!r} is not a group on this host; create it first") from None
-
-
 def partial_path(dest: str, sha256: str) -> str:
     """The fixed name an interrupted download of ``sha256`` to ``dest`` is kept under."""
     directory, name = os.path.split(os.path.abspath(dest))
     return os.path.join(directory, f".{name}.{sha256[:16]}.part")
 
 
-class _RecordLock:
-    """An flock beside the verification record, so parallel tasks on one host do not lose entries."""
+@contextlib.contextmanager
+def _record_lock(record_path: str, enabled: bool = True) -> Any:
+    """An flock beside the verification record, so parallel tasks on one host do not lose entries.
 
-    def __init__(self, record_path: str, enabled: bool = True) -> None:
-        self.path = record_path + ".lock"
-        self.enabled = enabled
-        self.fd: Optional[int] = None
-
-    def __enter__(self) -> _RecordLock:
-        if not self.enabled:
-            return self
-        directory = os.path.dirname(self.path)
-        try:
-            if directory:
-                os.makedirs(directory, 0o755, exist_ok=True)
-            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
-            fcntl.flock(self.fd, fcntl.LOCK_EX)
-        except OSError:
-            self.fd = None
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.fd is not None:
-            os.close(self.fd)
-
-
-def _describe(path: str) -> Tuple[Optional[os.stat_result], Optional[str]]:
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return None, None
-    except OSError as exc:
-        raise ArtifactError(f"cannot inspect {path}: {exc.strerror}") from None
-    if stat.S_ISLNK(st.st_mode):
-        return st, "a symbolic link"
-    if stat.S_ISDIR(st.st_mode):
-        return st, "a directory"
-    if not stat.S_ISREG(st.st_mode):
-        return st, "not a regular file"
-    return st, None
+    Best effort: where the lock cannot be taken (a read-only directory) the task goes on unlocked.
+    """
+    with contextlib.ExitStack() as stack:
+        if enabled:
+            with contextlib.suppress(OSError):
+                os.makedirs(os.path.dirname(record_path) or ".", 0o755, exist_ok=True)
+                stack.enter_context(flock(record_path + ".lock"))
+        yield
 
 
 class _Existing:
@@ -224,8 +169,11 @@ def _diff(dest: str, before: str, after: str) -> Dict[str, str]:
     return {"before": before, "after": after, "before_header": dest, "after_header": dest}
 
 
-def _inspect_dest(spec: ArtifactSpec, record: VerificationRecord) -> _Existing:
-    st, problem = _describe(spec.dest)
+def _inspect_dest(spec: Placement, record: VerificationRecord) -> _Existing:
+    try:
+        st, problem = classify(spec.dest)
+    except OSError as exc:
+        raise ArtifactError(f"cannot inspect {spec.dest}: {exc.strerror}") from None
     if st is None:
         return _Existing(None, None, None)
     if problem is not None:
@@ -247,25 +195,16 @@ def _inspect_dest(spec: ArtifactSpec, record: VerificationRecord) -> _Existing:
     return _Existing(st_after, digest, "hash")
 
 
-def _attributes_differ(st: os.stat_result, spec: ArtifactSpec) -> bool:
-    if stat.S_IMODE(st.st_mode) != spec.mode:
-        return True
-    if spec.uid not in (-1, st.st_uid):
-        return True
-    return spec.gid not in (-1, st.st_gid)
-
-
-def _copy_local(spec: ArtifactSpec) -> Dict[str, Any]:
+def _copy_local(spec: Placement) -> Dict[str, Any]:
     src = spec.src or ""
     directory = os.path.dirname(spec.dest)
     try:
-        src_fd = os.open(src, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        src_fd, src_st = open_regular(src)
+    except NotRegularError:
+        raise ArtifactError(f"src {spec.src} is not a regular file") from None
     except OSError as exc:
         raise ArtifactError(f"cannot open src {spec.src}: {exc.strerror}; check the path") from None
     try:
-        src_st = os.fstat(src_fd)
-        if not stat.S_ISREG(src_st.st_mode):
-            raise ArtifactError(f"src {spec.src} is not a regular file")
         if spec.size is not None and src_st.st_size != spec.size:
             raise ArtifactError(
                 f"src {spec.src} is {src_st.st_size} bytes, expected {spec.size} (sha256 {spec.sha256}); "
@@ -283,9 +222,7 @@ def _copy_local(spec: ArtifactSpec) -> Dict[str, Any]:
                         f"({count} bytes); {spec.dest} was left as it was. The source is corrupt or not "
                         "the pinned artifact: replace it from the repository or check the pin"
                     )
-                os.fchmod(fd, spec.mode)
-                if spec.uid != -1 or spec.gid != -1:
-                    os.fchown(fd, spec.uid, spec.gid)
+                spec.owner.apply_fd(fd, spec.mode)
                 os.fsync(fd)
             finally:
                 os.close(fd)
@@ -296,7 +233,7 @@ def _copy_local(spec: ArtifactSpec) -> Dict[str, Any]:
             raise
     except SizeMismatchError as exc:
         raise ArtifactError(f"src {spec.src} changed while it was copied ({exc}); run again") from None
-    except DigestError as exc:
+    except FileError as exc:
         raise ArtifactError(f"copying {spec.src} to {spec.dest} failed: {exc}") from None
     finally:
         os.close(src_fd)
@@ -304,7 +241,7 @@ def _copy_local(spec: ArtifactSpec) -> Dict[str, Any]:
     return {"sha256": actual, "size": count, "transferred": count, "resumed_from": 0}
 
 
-def _download(spec: ArtifactSpec) -> Dict[str, Any]:
+def _download(spec: Placement) -> Dict[str, Any]:
     url = spec.url or ""
     partial = partial_path(spec.dest, spec.sha256) if spec.resume else None
     try:
@@ -316,16 +253,16 @@ def _download(spec: ArtifactSpec) -> Dict[str, Any]:
             size=spec.size,
             mode=spec.mode,
             partial=partial,
-            uid=spec.uid,
-            gid=spec.gid,
+            uid=spec.owner.uid,
+            gid=spec.owner.gid,
         )
     except FetchError as exc:
         raise ArtifactError(str(exc)) from None
-    except DigestError as exc:
+    except FileError as exc:
         raise ArtifactError(f"{url}: {exc}") from None
 
 
-def _destination_directory_exists(spec: ArtifactSpec, check_mode: bool) -> bool:
+def _destination_directory_exists(spec: Placement, check_mode: bool) -> bool:
     """Whether the directory of dest exists; an error when it cannot be there by the time dest is written.
 
     In check mode a directory that does not exist yet is the work of an earlier task that was only
@@ -346,7 +283,7 @@ def _destination_directory_exists(spec: ArtifactSpec, check_mode: bool) -> bool:
     return False
 
 
-def _predict_new(spec: ArtifactSpec) -> Dict[str, Any]:
+def _predict_new(spec: Placement) -> Dict[str, Any]:
     """The check-mode result for a dest whose directory an earlier task has still to create."""
     return {
         "changed": True,
@@ -362,14 +299,14 @@ def _predict_new(spec: ArtifactSpec) -> Dict[str, Any]:
     }
 
 
-def _after_new(spec: ArtifactSpec) -> str:
-    uid = spec.uid if spec.uid != -1 else os.geteuid()
-    gid = spec.gid if spec.gid != -1 else os.getegid()
+def _after_new(spec: Placement) -> str:
+    uid = spec.owner.uid if spec.owner.uid != -1 else os.geteuid()
+    gid = spec.owner.gid if spec.owner.gid != -1 else os.getegid()
     size_text = spec.size if spec.size is not None else "unknown"
     return _summary(spec.sha256, 0, spec.mode, uid, gid).replace("size: 0", f"size: {size_text}")
 
 
-def place(spec: ArtifactSpec, check_mode: bool = False) -> Dict[str, Any]:
+def place(spec: Placement, check_mode: bool = False) -> Dict[str, Any]:
     """Make ``spec.dest`` hold the artifact; return the module result (without ``diff`` when unchanged).
 
     In check mode nothing is written, the verification record included. A dest whose directory does
@@ -378,7 +315,7 @@ def place(spec: ArtifactSpec, check_mode: bool = False) -> Dict[str, Any]:
     """
     if not _destination_directory_exists(spec, check_mode):
         return _predict_new(spec)
-    with _RecordLock(spec.record_path, enabled=not check_mode):
+    with _record_lock(spec.record_path, enabled=not check_mode):
         record = VerificationRecord.load(spec.record_path)
         existing = _inspect_dest(spec, record)
         result: Dict[str, Any] = {
@@ -401,7 +338,7 @@ def place(spec: ArtifactSpec, check_mode: bool = False) -> Dict[str, Any]:
                     "fix size"
                 )
             result["size"] = existing.st.st_size
-            if not _attributes_differ(existing.st, spec):
+            if not spec.owner.wants(existing.st, spec.mode):
                 _save(record, result, check_mode)
                 return result
             result["changed"] = True
@@ -409,8 +346,8 @@ def place(spec: ArtifactSpec, check_mode: bool = False) -> Dict[str, Any]:
                 spec.sha256,
                 existing.st.st_size,
                 spec.mode,
-                existing.st.st_uid if spec.uid == -1 else spec.uid,
-                existing.st.st_gid if spec.gid == -1 else spec.gid,
+                existing.st.st_uid if spec.owner.uid == -1 else spec.owner.uid,
+                existing.st.st_gid if spec.owner.gid == -1 else spec.owner.gid,
             )
             result["diff"] = _diff(spec.dest, before, after)
             if not check_mode:
@@ -443,11 +380,11 @@ def place(spec: ArtifactSpec, check_mode: bool = False) -> Dict[str, Any]:
         return result
 
 
-def _set_attributes(spec: ArtifactSpec, record: VerificationRecord, st: os.stat_result) -> None:
+def _set_attributes(spec: Placement, record: VerificationRecord, st: os.stat_result) -> None:
     old_key = StatKey.from_stat(st)
     try:
-        if spec.uid != -1 or spec.gid != -1:
-            os.chown(spec.dest, spec.uid, spec.gid, follow_symlinks=False)
+        if spec.owner.uid != -1 or spec.owner.gid != -1:
+            os.chown(spec.dest, spec.owner.uid, spec.owner.gid, follow_symlinks=False)
         os.chmod(spec.dest, spec.mode)
         new_st = os.lstat(spec.dest)
     except OSError as exc:

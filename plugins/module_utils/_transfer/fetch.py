@@ -1,5 +1,7 @@
-# Copyright: airgap.llm contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# Copyright (c) 2025, airgap.llm contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
 """The one HTTP(S) downloader of the collection (standard library only).
 
 :func:`fetch` streams a URL into a temporary file beside the destination while hashing it (one
@@ -26,27 +28,46 @@ import contextlib
 import http.client
 import os
 import ssl
-import stat
 import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 from ansible_collections.airgap.llm.plugins.module_utils._digest import (
-    DestinationWriteError,
-    DigestError,
     SizeMismatchError,
     copy_and_hash,
-    fsync_dir,
     is_sha256_hex,
 )
+from ansible_collections.airgap.llm.plugins.module_utils._errors import AirgapError
+from ansible_collections.airgap.llm.plugins.module_utils._io import (
+    DestinationWriteError,
+    FileError,
+    NotRegularError,
+    fsync_dir,
+    open_regular,
+    write_all,
+)
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "DigestMismatchError",
+    "FetchError",
+    "FetchOptions",
+    "TransferInterrupted",
+    "fetch",
+    "fetch_bytes",
+    "open_url",
+    "parse_checksums",
+    "tls_argument_spec",
+    "tls_options",
+]
 
 USER_AGENT = "airgap.llm-fetch/1"
 DEFAULT_TIMEOUT = 60.0
 
 
-class FetchError(Exception):
+class FetchError(AirgapError):
     """A download failed or its content did not match the pin; ``str()`` says what to do."""
 
 
@@ -95,6 +116,27 @@ class FetchOptions:
         self.validate_certs = validate_certs
         # https_only: refuse plain-http URLs and redirects to them.
         self.https_only = https_only
+
+
+def tls_argument_spec() -> Dict[str, Dict[str, Any]]:
+    """The argument spec of the TLS client options (doc fragment ``airgap.llm.tls_client``)."""
+    return {
+        "ca_file": {"type": "path"},
+        "client_cert": {"type": "path"},
+        "client_key": {"type": "path", "no_log": False},
+        "timeout": {"type": "float", "default": DEFAULT_TIMEOUT},
+    }
+
+
+def tls_options(params: Mapping[str, Any], **extra: Any) -> FetchOptions:
+    """:class:`FetchOptions` from the TLS client options of a module or lookup (``params``)."""
+    return FetchOptions(
+        ca_file=params.get("ca_file") or None,
+        client_cert=params.get("client_cert") or None,
+        client_key=params.get("client_key") or None,
+        timeout=params["timeout"] if params.get("timeout") is not None else DEFAULT_TIMEOUT,
+        **extra,
+    )
 
 
 def _context(options: FetchOptions) -> ssl.SSLContext:
@@ -205,7 +247,7 @@ def fetch(
             if uid != -1 or gid != -1:
                 os.fchown(fd, uid, gid)
             os.fsync(fd)
-        except DigestError as exc:
+        except FileError as exc:
             raise FetchError(f"download failed: {exc}") from None
         except OSError as exc:
             raise FetchError(f"{url}: transfer interrupted: {exc}") from None
@@ -268,13 +310,7 @@ class _ResumeReader:
         count = self.response.readinto(buf) or 0
         if count:
             with memoryview(buf) as whole, whole[:count] as view:
-                done = 0
-                while done < count:
-                    try:
-                        done += os.write(self.sink_fd, view[done:])
-                    except OSError as exc:
-                        reason = exc.strerror or str(exc)
-                        raise DestinationWriteError(self.sink_name, reason, exc.errno) from None
+                write_all(self.sink_fd, view, self.sink_name)
             self.received += count
         return count
 
@@ -307,15 +343,12 @@ class _Resumable:
         self.directory = os.path.dirname(os.path.abspath(dest))
 
     def _open_partial(self) -> int:
-        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
         try:
-            fd = os.open(self.partial, flags, 0o600)
+            fd, _st = open_regular(self.partial, flags=os.O_RDWR | os.O_CREAT)
+        except NotRegularError:
+            raise FetchError(f"{self.partial} is not a regular file; remove it and run again") from None
         except OSError as exc:
             raise FetchError(f"cannot open the partial file {self.partial}: {exc.strerror}") from None
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            os.close(fd)
-            raise FetchError(f"{self.partial} is not a regular file; remove it and run again")
         return fd
 
     def _request(self, offset: int) -> Tuple[Any, int, Optional[int]]:
@@ -397,7 +430,7 @@ class _Resumable:
             self._interrupted(fd, f"the connection ended after {exc.actual} of {exc.expected} bytes")
         except DestinationWriteError as exc:
             self._interrupted(fd, str(exc))
-        except DigestError as exc:
+        except FileError as exc:
             self._interrupted(fd, str(exc))
         except (OSError, http.client.HTTPException) as exc:
             self._interrupted(fd, str(exc) or type(exc).__name__)

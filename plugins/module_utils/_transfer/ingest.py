@@ -1,9 +1,11 @@
-# Copyright: airgap.llm contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# Copyright (c) 2025, airgap.llm contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
 """Ingest a bundle into the repository (high side).
 
 The tarball (or its chunks) is read once: the stream is hashed as a whole and per chunk in a
-background thread while :func:`_extract.scan` stages each regular member under a numbered name in
+background thread while :func:`extract.scan` stages each regular member under a numbered name in
 ``tmp/`` and hashes it. Then the checks run in this order, and the first failure refuses the
 bundle: 1 outer digest, 2 chunks, 3 signatures (k of n trusted keys), 4 version newer than the last
 one of the channel, 5 not expired, 6 every artifact digest and size, 7 safe extraction (nothing
@@ -22,8 +24,22 @@ import shutil
 import tempfile
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from ansible_collections.airgap.llm.plugins.module_utils import _audit
-from ansible_collections.airgap.llm.plugins.module_utils._bundle import (
+from ansible_collections.airgap.llm.plugins.module_utils._digest import is_sha256_hex, sha256_file
+from ansible_collections.airgap.llm.plugins.module_utils._errors import AirgapError
+from ansible_collections.airgap.llm.plugins.module_utils._io import FileError
+from ansible_collections.airgap.llm.plugins.module_utils._transfer import audit as _audit
+from ansible_collections.airgap.llm.plugins.module_utils._transfer.extract import ScanResult, scan
+from ansible_collections.airgap.llm.plugins.module_utils._transfer.repo import (
+    INDEX_FORMAT,
+    STATE_FORMAT,
+    Repository,
+)
+from ansible_collections.airgap.llm.plugins.module_utils._transfer.sign import (
+    SignError,
+    load_public_key,
+    verify_threshold,
+)
+from ansible_collections.airgap.llm.plugins.module_utils._transfer.spec import (
     MANIFEST,
     MAX_MANIFEST,
     MAX_SIGNATURE,
@@ -33,25 +49,15 @@ from ansible_collections.airgap.llm.plugins.module_utils._bundle import (
     parse_time,
     validate_manifest,
 )
-from ansible_collections.airgap.llm.plugins.module_utils._digest import (
-    DigestError,
-    is_sha256_hex,
-    sha256_file,
-)
-from ansible_collections.airgap.llm.plugins.module_utils._extract import ScanResult, scan
-from ansible_collections.airgap.llm.plugins.module_utils._repo import INDEX_FORMAT, STATE_FORMAT, Repository
-from ansible_collections.airgap.llm.plugins.module_utils._sign import (
-    SignError,
-    load_public_key,
-    verify_threshold,
-)
-from ansible_collections.airgap.llm.plugins.module_utils._stream import PartsSource, StreamError
+from ansible_collections.airgap.llm.plugins.module_utils._transfer.stream import PartsSource, StreamError
+
+__all__ = ["STEPS", "IngestError", "IngestOptions", "Refused", "Verified", "ingest"]
 
 SIG_RE = re.compile(r"^signatures/([0-9a-f]{16})\.sig$")
 STEPS = ("outer digest", "chunks", "signatures", "version", "expiry", "artifact digests", "extraction")
 
 
-class Refused(Exception):
+class Refused(AirgapError):
     """The bundle failed a check; ``step`` names it and ``str()`` says what to do."""
 
     def __init__(self, step: str, message: str, key_ids: Optional[List[str]] = None) -> None:
@@ -60,11 +66,13 @@ class Refused(Exception):
         self.key_ids = key_ids or []
 
 
-class IngestError(Exception):
+class IngestError(AirgapError):
     """Ingest could not run (bad options, unreadable media, repository problem)."""
 
 
 class IngestOptions:
+    """The options of one ``bundle_ingest`` task."""
+
     def __init__(
         self,
         *,
@@ -158,6 +166,8 @@ def _keep_in_memory(name: str) -> int:
 
 
 class Verified:
+    """A bundle that passed every check: its manifest, the signers and what was staged."""
+
     def __init__(
         self, manifest: Dict[str, Any], raw: bytes, key_ids: List[str], scan_result: ScanResult
     ) -> None:
@@ -424,7 +434,7 @@ def _verify(
     source = PartsSource(parts)
     try:
         result = scan(source, stage, _keep_in_memory)
-    except (OSError, DigestError) as exc:
+    except (OSError, FileError) as exc:
         source.close()
         raise IngestError(f"cannot stage the bundle in {repo.tmp}: {exc}") from None
     except StreamError as exc:

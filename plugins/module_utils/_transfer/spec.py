@@ -1,13 +1,15 @@
-# Copyright: airgap.llm contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Bundles: the spec, the ``bundle.json`` schema, and the one-pass tarball builder.
+# Copyright (c) 2025, airgap.llm contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Bundles on paper: the bundle spec (what to collect), ``bundle.json`` (what a bundle holds) and
+the repository inventory that makes a bundle differential.
 
 A bundle is an uncompressed tar (model weights do not compress) whose members are, in order:
-every artifact file, ``sbom.cdx.json``, ``bundle.json`` and ``signatures/<key id>.sig``. Each
-member is hashed while it is written, and the tar stream itself (and each chunk) is hashed in a
-background thread over the same bytes: building reads every source byte once. ``bundle.json``
-lists every file with path, sha256, size, kind, name, version, source and license; files the high
-side already holds (differential bundles) are listed with ``omitted: true`` and not shipped.
+every artifact file, ``sbom.cdx.json``, ``bundle.json`` and ``signatures/<key id>.sig``.
+``bundle.json`` lists every file with path, sha256, size, kind, name, version, source and
+license; files the high side already holds (differential bundles) are listed with
+``omitted: true`` and not shipped. :mod:`build` writes bundles, :mod:`ingest` reads them.
 """
 
 from __future__ import annotations
@@ -15,15 +17,36 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
-import os
 import re
-import stat
-import tarfile
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 from ansible_collections.airgap.llm.plugins.module_utils._digest import is_sha256_hex
-from ansible_collections.airgap.llm.plugins.module_utils._extract import unsafe_name
-from ansible_collections.airgap.llm.plugins.module_utils._stream import BLOCK, BackgroundHasher, ChunkedSink
+from ansible_collections.airgap.llm.plugins.module_utils._errors import AirgapError
+from ansible_collections.airgap.llm.plugins.module_utils._transfer.extract import unsafe_name
+
+__all__ = [
+    "FILE_KINDS",
+    "FORMAT",
+    "FORMAT_VERSION",
+    "INVENTORY_FORMAT",
+    "KINDS",
+    "MANIFEST",
+    "MAX_MANIFEST",
+    "MAX_SIGNATURE",
+    "SBOM",
+    "SIG_DIR",
+    "BundleArtifact",
+    "BundleError",
+    "BundleSpec",
+    "PlannedFile",
+    "bundle_basename",
+    "dumps_manifest",
+    "format_time",
+    "load_inventory",
+    "make_manifest",
+    "parse_time",
+    "validate_manifest",
+]
 
 FORMAT = "airgap.llm.bundle"
 FORMAT_VERSION = 1
@@ -57,7 +80,7 @@ _ARTIFACT_KEYS = {
 _FILE_KEYS = ("path", "sha256", "size", "kind", "name", "version", "source", "license", "omitted")
 
 
-class BundleError(Exception):
+class BundleError(AirgapError):
     """Bad spec, bad bundle.json, or a build step failed; ``str()`` says what and what to do."""
 
 
@@ -83,8 +106,8 @@ def parse_time(value: Any, what: str) -> datetime.datetime:
 # Spec
 
 
-class ArtifactSpec:
-    """One entry of the spec's ``artifacts`` list, validated."""
+class BundleArtifact:
+    """One entry of the bundle spec's ``artifacts`` list, validated."""
 
     def __init__(self, raw: Any, index: int) -> None:
         where = f"artifacts[{index}]"
@@ -156,7 +179,9 @@ class ArtifactSpec:
         return str(value)
 
 
-class Spec:
+class BundleSpec:
+    """A bundle spec (YAML on the low side), validated: channel, version, expiry, artifacts."""
+
     def __init__(self, raw: Any, now: datetime.datetime) -> None:
         if not isinstance(raw, dict):
             raise BundleError("the bundle spec must be a mapping")
@@ -184,7 +209,7 @@ class Spec:
         artifacts = raw.get("artifacts")
         if not isinstance(artifacts, list) or not artifacts:
             raise BundleError("the bundle spec needs a non-empty artifacts list")
-        self.artifacts = [ArtifactSpec(a, i) for i, a in enumerate(artifacts)]
+        self.artifacts = [BundleArtifact(a, i) for i, a in enumerate(artifacts)]
         seen = set()
         for artifact in self.artifacts:
             key = (artifact.name, artifact.version)
@@ -361,119 +386,3 @@ def validate_manifest(doc: Any) -> Dict[str, Any]:
         for member in members:
             _need(member in paths, f"{where} refers to {member!r} which is not in files")
     return doc
-
-
-# ---------------------------------------------------------------------------------------------
-# Tar writing
-
-
-class TarWriter:
-    """Writes bundle members as ustar/pax entries into a :class:`ChunkedSink`."""
-
-    def __init__(self, sink: ChunkedSink, mtime: int) -> None:
-        self.sink = sink
-        self.mtime = mtime
-        self.bytes_hashed = 0
-        # Member digests run in their own thread, the tar stream digest in the sink's: the thread
-        # that moves the bytes only reads and writes.
-        self._content = BackgroundHasher()
-
-    def close(self) -> None:
-        self._content.close()
-
-    def _header(self, path: str, size: int) -> None:
-        info = tarfile.TarInfo(path)
-        info.size = size
-        info.mode = 0o644
-        info.mtime = self.mtime
-        info.uid = info.gid = 0
-        info.uname = info.gname = "root"
-        self.sink.write(info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
-
-    def _pad(self, size: int) -> None:
-        pad = (-size) % tarfile.BLOCKSIZE
-        if pad:
-            self.sink.write(b"\x00" * pad)
-
-    def add_bytes(self, path: str, data: bytes) -> str:
-        self._header(path, len(data))
-        self.sink.write(data)
-        self._pad(len(data))
-        return hashlib.sha256(data).hexdigest()
-
-    def add_file(self, path: str, src: str, size: int, expected: Optional[str]) -> str:
-        """Stream ``src`` (exactly ``size`` bytes) into the tar; return its sha256, checked if pinned."""
-        try:
-            handle = open(src, "rb", buffering=0)  # noqa: SIM115 - closed by the with below
-        except OSError as exc:
-            raise BundleError(f"cannot read {src}: {exc}") from None
-        with handle:
-            self._header(path, size)
-            digest = hashlib.sha256()
-            left = size
-            while left:
-                try:
-                    data = handle.read(min(BLOCK, left))
-                except OSError as exc:
-                    raise BundleError(f"cannot read {src}: {exc}") from None
-                if not data:
-                    raise BundleError(f"{src} shrank while being bundled (expected {size} bytes)")
-                self._content.feed(data, (digest,))
-                self.sink.write(data)
-                left -= len(data)
-            if handle.read(1):
-                raise BundleError(f"{src} grew while being bundled (expected {size} bytes)")
-        self._pad(size)
-        self.bytes_hashed += size
-        self._content.flush()
-        actual = digest.hexdigest()
-        if expected is not None and actual != expected:
-            raise BundleError(
-                f"{src} (bundle path {path}): sha256 is {actual}, expected {expected}. The file is corrupt "
-                "or not the pinned one; fetch it again (delete it from the cache) or fix the pin."
-            )
-        return actual
-
-    def finish(self) -> None:
-        self.sink.write(b"\x00" * (2 * tarfile.BLOCKSIZE))
-        pad = (-self.sink.size) % tarfile.RECORDSIZE
-        if pad:
-            self.sink.write(b"\x00" * pad)
-
-
-def regular_size(path: str, what: str) -> int:
-    try:
-        st = os.stat(path)
-    except OSError as exc:
-        raise BundleError(f"{what}: cannot read {path}: {exc}") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise BundleError(f"{what}: {path} is not a regular file")
-    return st.st_size
-
-
-def walk_directory(root: str, what: str) -> List[Tuple[str, str, int]]:
-    """Every regular file under ``root`` as (relative path, absolute path, size); links refused."""
-    found: List[Tuple[str, str, int]] = []
-
-    def visit(directory: str, prefix: str) -> None:
-        try:
-            entries = sorted(os.scandir(directory), key=lambda e: e.name)
-        except OSError as exc:
-            raise BundleError(f"{what}: cannot list {directory}: {exc}") from None
-        for entry in entries:
-            rel = prefix + entry.name
-            if entry.is_symlink():
-                raise BundleError(f"{what}: {entry.path} is a symbolic link; copy the real file there")
-            if entry.is_dir():
-                visit(entry.path, rel + "/")
-            elif entry.is_file():
-                if unsafe_name(rel):
-                    raise BundleError(f"{what}: {rel!r} is not a safe file name")
-                found.append((rel, entry.path, entry.stat().st_size))
-            else:
-                raise BundleError(f"{what}: {entry.path} is not a regular file")
-
-    visit(root, "")
-    if not found:
-        raise BundleError(f"{what}: directory {root} holds no files")
-    return found

@@ -1,5 +1,7 @@
-# Copyright: airgap.llm contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# Copyright (c) 2025, airgap.llm contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
 """Byte streams for bundles: one pass, two cores.
 
 A bundle tarball is hashed as a whole (the outer digest), per chunk, and per member file. The
@@ -20,12 +22,21 @@ import queue
 import threading
 from typing import Any, List, Optional, Sequence, Tuple
 
-from ansible_collections.airgap.llm.plugins.module_utils._digest import DigestError, Writer, fsync_dir
+from ansible_collections.airgap.llm.plugins.module_utils._errors import AirgapError
+from ansible_collections.airgap.llm.plugins.module_utils._io import FileError, Writer, fsync_dir
+
+__all__ = [
+    "BLOCK",
+    "BackgroundHasher",
+    "ChunkedSink",
+    "PartsSource",
+    "StreamError",
+]
 
 BLOCK = 1 << 20
 
 
-class StreamError(Exception):
+class StreamError(AirgapError):
     """Reading or writing a bundle stream failed."""
 
 
@@ -183,7 +194,7 @@ class ChunkedSink:
             if self._writer is not None:
                 self._writer.close()
             os.fsync(self._fd)
-        except DigestError as exc:
+        except FileError as exc:
             raise StreamError(str(exc)) from None
         finally:
             self._writer = None
@@ -212,7 +223,7 @@ class ChunkedSink:
             self._hasher.feed(piece, (self.whole,) if self.chunk_size is None else (self.whole, digest))
             try:
                 self._writer(piece)  # type: ignore[misc]
-            except DigestError as exc:
+            except FileError as exc:
                 raise StreamError(str(exc)) from None
             self.chunks[-1] = (final, digest, size + len(piece))
             self.size += len(piece)

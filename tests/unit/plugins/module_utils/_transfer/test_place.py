@@ -1,7 +1,7 @@
 # Copyright (c) 2025, airgap.llm contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""_artifact.place: check mode on a new node, where an earlier task creates dest's directory.
+"""_transfer.place: check mode on a new node, where an earlier task creates dest's directory.
 
 The module end to end (transfers, resume, record) is tested in tests/unit/plugins/modules/test_artifact.py.
 """
@@ -12,8 +12,12 @@ import hashlib
 import os
 
 import pytest
-from ansible_collections.airgap.llm.plugins.module_utils._artifact import ArtifactError, ArtifactSpec, place
-from ansible_collections.airgap.llm.plugins.module_utils._fetch import FetchOptions
+from ansible_collections.airgap.llm.plugins.module_utils._transfer.fetch import FetchOptions
+from ansible_collections.airgap.llm.plugins.module_utils._transfer.place import (
+    ArtifactError,
+    Placement,
+    place,
+)
 
 DATA = b"release archive bytes\n" * 1000
 DIGEST = hashlib.sha256(DATA).hexdigest()
@@ -36,7 +40,7 @@ def media(tmp_path):
 def _spec(dest, record, **extra):
     args = {"dest": str(dest), "sha256": DIGEST, "record": str(record), "mode": "0640", "size": len(DATA)}
     args.update(extra)
-    return ArtifactSpec(**args)
+    return Placement(**args)
 
 
 @pytest.mark.parametrize("depth", [1, 3])

@@ -1,5 +1,7 @@
-# Copyright: airgap.llm contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# Copyright (c) 2025, airgap.llm contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
 """The content-addressed artifact repository on the high side.
 
 Layout (everything below ``root``)::
@@ -20,15 +22,21 @@ high-water marks, so that a rolled-back repository still refuses replays).
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import json
 import os
 import stat
-import time
 from typing import Any, Dict, Iterator, Optional
 
-from ansible_collections.airgap.llm.plugins.module_utils._digest import atomic_write, fsync_dir, is_sha256_hex
+from ansible_collections.airgap.llm.plugins.module_utils._digest import is_sha256_hex
+from ansible_collections.airgap.llm.plugins.module_utils._errors import AirgapError
+from ansible_collections.airgap.llm.plugins.module_utils._io import (
+    LockTimeout,
+    atomic_write,
+    flock,
+    fsync_dir,
+)
+
+__all__ = ["INDEX_FORMAT", "INVENTORY_FORMAT", "STATE_FORMAT", "RepoError", "Repository"]
 
 STATE_FORMAT = "airgap.llm.repo-state"
 INDEX_FORMAT = "airgap.llm.repo-index"
@@ -36,7 +44,7 @@ INVENTORY_FORMAT = "airgap.llm.inventory"
 MAX_JSON = 256 << 20
 
 
-class RepoError(Exception):
+class RepoError(AirgapError):
     """The repository is damaged, locked, or cannot be written."""
 
 
@@ -45,6 +53,8 @@ def _dumps(doc: Any) -> bytes:
 
 
 class Repository:
+    """The repository at ``root`` (see the layout above)."""
+
     def __init__(self, root: str) -> None:
         self.root = os.path.abspath(root)
         self.blobs = os.path.join(self.root, "blobs", "sha256")
@@ -76,28 +86,18 @@ class Repository:
 
     @contextlib.contextmanager
     def lock(self, timeout: float) -> Iterator[None]:
-        try:
-            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
-        except OSError as exc:
-            raise RepoError(f"cannot open the repository lock {self.lock_path}: {exc.strerror}") from None
-        try:
-            deadline = time.monotonic() + max(0.0, timeout)
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except OSError as exc:
-                    if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                        raise
-                if time.monotonic() >= deadline:
-                    raise RepoError(
-                        f"repository {self.root} is locked by another ingest (waited {timeout:g} s); "
-                        "wait for it to finish"
-                    )
-                time.sleep(0.1)
+        """Hold the repository's exclusive lock (``.lock``) for the block, waiting up to ``timeout`` s."""
+        with contextlib.ExitStack() as stack:
+            try:
+                stack.enter_context(flock(self.lock_path, timeout=timeout))
+            except LockTimeout:
+                raise RepoError(
+                    f"repository {self.root} is locked by another ingest (waited {timeout:g} s); "
+                    "wait for it to finish"
+                ) from None
+            except OSError as exc:
+                raise RepoError(f"cannot open the repository lock {self.lock_path}: {exc.strerror}") from None
             yield
-        finally:
-            os.close(fd)
 
     # -- reading --------------------------------------------------------------------------------
 

@@ -8,7 +8,8 @@ import os
 import tarfile
 
 import pytest
-from ansible_collections.airgap.llm.plugins.module_utils import _extract, _stream
+from ansible_collections.airgap.llm.plugins.module_utils._transfer import extract as _extract
+from ansible_collections.airgap.llm.plugins.module_utils._transfer import stream as _stream
 
 
 def _tar(path, members, fmt=tarfile.PAX_FORMAT):

@@ -6,7 +6,7 @@ import json
 import threading
 
 import pytest
-from ansible_collections.airgap.llm.plugins.module_utils import _audit
+from ansible_collections.airgap.llm.plugins.module_utils._transfer import audit as _audit
 
 DIGEST = "ab" * 32
 

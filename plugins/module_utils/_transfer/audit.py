@@ -1,5 +1,7 @@
-# Copyright: airgap.llm contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# Copyright (c) 2025, airgap.llm contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
 """Hash-chained JSON-lines audit log.
 
 Every line is one JSON object (sorted keys, no spaces) holding ``seq`` (1, 2, ...), ``prev``
@@ -14,17 +16,21 @@ with a single ``write`` on an ``O_APPEND`` descriptor and ``fsync`` it.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
-import fcntl
 import hashlib
 import json
 import os
-import re
 from typing import Any, Dict, List, Optional, Sequence
+
+from ansible_collections.airgap.llm.plugins.module_utils._digest import is_sha256_hex
+from ansible_collections.airgap.llm.plugins.module_utils._errors import AirgapError
+from ansible_collections.airgap.llm.plugins.module_utils._io import flock, fsync_dir
+
+__all__ = ["GENESIS", "AuditError", "append", "entry_hash", "make_entry", "utc_now", "verify"]
 
 GENESIS = "0" * 64
 MAX_LINE = 1 << 20
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _FIELDS = (
     "action",
     "bundle_sha256",
@@ -39,7 +45,7 @@ _FIELDS = (
 )
 
 
-class AuditError(Exception):
+class AuditError(AirgapError):
     """The log cannot be read, appended to, or its chain is broken."""
 
 
@@ -162,7 +168,7 @@ def make_entry(
     detail: Optional[str] = None,
     time: Optional[str] = None,
 ) -> Dict[str, Any]:
-    if bundle_sha256 is not None and not _HEX64.match(bundle_sha256):
+    if bundle_sha256 is not None and not is_sha256_hex(bundle_sha256):
         raise AuditError(f"bundle_sha256 must be 64 lower-case hex digits, got {bundle_sha256!r}")
     entry: Dict[str, Any] = {
         "seq": seq,
@@ -192,13 +198,12 @@ def append(
 ) -> Dict[str, Any]:
     """Append one event under a lock, fsync it, and return the entry written."""
     directory = os.path.dirname(os.path.abspath(path))
-    try:
-        os.makedirs(directory, mode=0o750, exist_ok=True)
-        lock_fd = os.open(path + ".lock", os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    except OSError as exc:
-        raise AuditError(f"cannot open audit log lock {path}.lock: {exc}") from None
-    try:
-        fcntl.flock(lock_fd, fcntl.LOCK_EX)
+    with contextlib.ExitStack() as stack:
+        try:
+            os.makedirs(directory, mode=0o750, exist_ok=True)
+            stack.enter_context(flock(path + ".lock"))
+        except OSError as exc:
+            raise AuditError(f"cannot open audit log lock {path}.lock: {exc}") from None
         created = not os.path.exists(path)
         fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, mode)
         try:
@@ -222,11 +227,5 @@ def append(
         finally:
             os.close(fd)
         if created:
-            dir_fd = os.open(directory, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+            fsync_dir(directory)
         return entry
-    finally:
-        os.close(lock_fd)

@@ -1,5 +1,7 @@
-# Copyright: airgap.llm contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# Copyright (c) 2025, airgap.llm contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
 """CycloneDX SBOM of a bundle (low side only).
 
 ``cyclonedx-python-lib`` is imported inside :func:`build_sbom`, never at module import time, so
@@ -11,10 +13,14 @@ from __future__ import annotations
 import uuid
 from typing import Any, Dict, List, Sequence
 
+from ansible_collections.airgap.llm.plugins.module_utils._errors import AirgapError
+
+__all__ = ["SbomError", "build_sbom"]
+
 _LIBRARY = "cyclonedx-python-lib"
 
 
-class SbomError(Exception):
+class SbomError(AirgapError):
     """The SBOM cannot be built."""
 
 

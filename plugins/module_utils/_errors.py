@@ -2,13 +2,14 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""The one place where a module turns errors into a failed task.
+"""The collection's one base exception, and the one place where a module turns errors into a failed task.
 
-Modules raise domain exceptions whose text is a complete sentence for an operator (what failed,
-expected and actual, what to do). :func:`fail_on_error` wraps a module's work so that such an
-error, an operating-system error, or anything unexpected ends in exactly one ``fail_json`` and
-never in a traceback on the operator's screen (an unexpected error keeps its traceback in the
-``exception`` field, which Ansible shows only with ``-vvv``).
+Every domain error of the collection derives from :class:`AirgapError`; its text is a complete
+sentence for an operator (what failed, expected and actual, what to do). :func:`fail_on_error`
+wraps a module's work so that such an error, an operating-system error, or anything unexpected
+ends in exactly one ``fail_json`` and never in a traceback on the operator's screen (an
+unexpected error keeps its traceback in the ``exception`` field, which Ansible shows only with
+``-vvv``).
 """
 
 from __future__ import annotations
@@ -17,16 +18,20 @@ import contextlib
 import traceback
 from typing import Any, Dict, Iterator, Optional, Tuple, Type
 
-__all__ = ["OS_ERROR_ADVICE", "fail_on_error"]
+__all__ = ["OS_ERROR_ADVICE", "AirgapError", "fail_on_error"]
 
 OS_ERROR_ADVICE = "What to do: fix the cause (permissions, free space, file system) and run again."
+
+
+class AirgapError(Exception):
+    """Base of every domain error of the collection; ``str()`` is a complete message for an operator."""
 
 
 @contextlib.contextmanager
 def fail_on_error(
     module: Any,
     what: str,
-    domain_errors: Tuple[Type[BaseException], ...] = (),
+    domain_errors: Tuple[Type[BaseException], ...] = (AirgapError,),
     *,
     fields: Optional[Dict[str, Any]] = None,
     prefix_domain: bool = False,
