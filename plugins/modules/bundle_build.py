@@ -52,7 +52,10 @@ options:
         V(wheelhouse), V(deb), V(step), V(gpu_driver)) and either C(url) with C(sha256) and/or
         C(checksums_url) (an upstream C(sha256sum.txt), optionally pinned by C(checksums_sha256)),
         or C(path) (a file, or a directory of files), or for models C(model) (default
-        C(<name>:<version>)) and optional C(store). Optional C(filename) and C(license).
+        C(<name>:<version>)) and optional C(store). Optional C(filename) and C(license). A V(deb)
+        may name C(suites), the Debian releases (codenames such as V(bookworm), V(trixie)) it is
+        built for; M(airgap.llm.bundle_ingest) records them and the artifact_repo role publishes it
+        in those APT suites only (without C(suites), in every suite).
     type: dict
     required: true
   base_dir:
@@ -142,6 +145,11 @@ EXAMPLES = r"""
           version: 0.6.5
           kind: wheelhouse
           path: wheelhouse/open-webui
+        - name: zstd
+          version: 1.5.4+dfsg2-5
+          kind: deb
+          path: debs/bookworm/zstd_1.5.4+dfsg2-5_amd64.deb
+          suites: [bookworm]
     base_dir: /srv/bundles
     dest: /srv/bundles/out
     chunk_size: 4G

@@ -182,7 +182,13 @@ def world(tmp_path_factory, upstream, keys, playbook):
                     **p["smallstep/step-ca_linux_0.30.0_amd64.tar.gz"],
                     "license": "Apache-2.0",
                 },
-                {"name": "jq", "version": "1.6-2.1", "kind": "deb", **p["debian/pool/jq_1.6-2.1_amd64.deb"]},
+                {
+                    "name": "jq",
+                    "version": "1.6-2.1",
+                    "kind": "deb",
+                    "suites": ["bookworm"],
+                    **p["debian/pool/jq_1.6-2.1_amd64.deb"],
+                },
                 {
                     "name": "open-webui-image",
                     "version": "0.6.5",
@@ -593,6 +599,8 @@ def test_ingest_chunked_main_bundle(world, keys, playbook):
     assert set(arts["llama3.2"]) == {"3b", "latest"}
     assert arts["ollama"]["0.33.0"]["files"][0]["path"] == "ollama-linux-amd64.tar.zst"
     assert arts["site-notes"]["2"]["bundle_version"] == 2
+    assert arts["jq"]["1.6-2.1"]["suites"] == ["bookworm"]  # the Debian release the .deb is for
+    assert "suites" not in arts["site-notes"]["2"]
     for versions in arts.values():
         for info in versions.values():
             for f in info["files"]:

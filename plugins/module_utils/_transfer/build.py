@@ -407,6 +407,8 @@ def plan_spec(spec: BundleSpec, options: BuildOptions) -> Plan:
             "kind": art.kind,
             "license": art.license,
         }
+        if art.suites:
+            entry["suites"] = art.suites
         if art.kind == "model":
             files, raw, manifest_path = _model(art, art.store or spec.ollama_store, options.base_dir)
             manifest_file = PlannedFile(

@@ -361,6 +361,8 @@ def _index_entry(manifest: Dict[str, Any], art: Dict[str, Any], outer: str) -> D
         "license": art.get("license"),
         "files": files,
     }
+    if art.get("suites"):
+        out["suites"] = art["suites"]
     if art["kind"] == "model":
         out["model"] = art.get("model")
         out["manifest_digest"] = art.get("manifest_digest")

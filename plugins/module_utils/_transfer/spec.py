@@ -18,7 +18,7 @@ import datetime
 import hashlib
 import json
 import re
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ansible_collections.airgap.llm.plugins.module_utils._digest import is_sha256_hex
 from ansible_collections.airgap.llm.plugins.module_utils._errors import AirgapError
@@ -60,6 +60,7 @@ MAX_SIGNATURE = 1024
 FILE_KINDS = ("file", "ollama", "container_image", "wheelhouse", "deb", "step", "gpu_driver")
 KINDS = (*FILE_KINDS, "model", "sbom")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
+SUITE_RE = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
 CHANNEL_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 _SPEC_KEYS = {"channel", "version", "expires", "expires_days", "ollama_store", "artifacts"}
@@ -74,6 +75,7 @@ _ARTIFACT_KEYS = {
     "checksums_sha256",
     "filename",
     "license",
+    "suites",
     "model",
     "store",
 }
@@ -139,6 +141,7 @@ class BundleArtifact:
         self.license = self._text(raw, "license", where)
         self.model = self._text(raw, "model", where)
         self.store = self._text(raw, "store", where)
+        self.suites = self._suites(raw.get("suites"), where)
         for key in ("sha256", "checksums_sha256"):
             value = getattr(self, key)
             if value is not None and not is_sha256_hex(value):
@@ -166,6 +169,23 @@ class BundleArtifact:
             raise BundleError(f"{where}: filename {self.filename!r} must be a plain file name")
         if self.kind == "ollama" and self.url and not (self.sha256 or self.checksums_url):
             raise BundleError(f"{where}: the Ollama archive needs sha256 or checksums_url (sha256sum.txt)")
+
+    def _suites(self, value: Any, where: str) -> Optional[List[str]]:
+        """``suites`` of a .deb: the Debian releases (codenames) it is built for; None: every release."""
+        if value is None:
+            return None
+        if self.kind != "deb":
+            raise BundleError(f"{where}: suites applies to kind deb only, not {self.kind}")
+        if (
+            not isinstance(value, list)
+            or not value
+            or not all(isinstance(item, str) and SUITE_RE.match(item) for item in value)
+        ):
+            raise BundleError(
+                f"{where}: suites must be a non-empty list of Debian codenames such as [bookworm, trixie], "
+                f"got {value!r}"
+            )
+        return sorted(set(value))
 
     @staticmethod
     def _text(raw: Dict[str, Any], key: str, where: str, required: bool = False) -> Optional[str]:
@@ -381,6 +401,17 @@ def validate_manifest(doc: Any) -> Dict[str, Any]:
             "{} {} {} is listed twice".format(where, art["name"], art["version"]),
         )
         seen.add((art["name"], art["version"]))
+        suites = art.get("suites")
+        _need(
+            suites is None
+            or (
+                art["kind"] == "deb"
+                and isinstance(suites, list)
+                and len(suites) > 0
+                and all(isinstance(item, str) and SUITE_RE.match(item) for item in suites)
+            ),
+            f"{where} suites must be absent or, for a deb, a non-empty list of Debian codenames",
+        )
         members = art.get("files")
         _need(isinstance(members, list) and len(members) > 0, f"{where} files must be a non-empty list")
         for member in members:

@@ -35,11 +35,56 @@ PASS = "unit-test-passphrase"  # noqa: S105 - throwaway key
             {"version": 1, "artifacts": [{"name": "a", "version": "1", "path": "p"}] * 2},
             "listed twice",
         ),
+        (
+            {"version": 1, "artifacts": [{"name": "a", "version": "1", "path": "p", "suites": ["bookworm"]}]},
+            "suites applies to kind deb only",
+        ),
+        (
+            {
+                "version": 1,
+                "artifacts": [{"name": "a", "version": "1", "path": "p", "kind": "deb", "suites": "trixie"}],
+            },
+            "list of Debian codenames",
+        ),
+        (
+            {
+                "version": 1,
+                "artifacts": [{"name": "a", "version": "1", "path": "p", "kind": "deb", "suites": []}],
+            },
+            "list of Debian codenames",
+        ),
+        (
+            {
+                "version": 1,
+                "artifacts": [{"name": "a", "version": "1", "path": "p", "kind": "deb", "suites": ["../x"]}],
+            },
+            "list of Debian codenames",
+        ),
     ],
 )
 def test_spec_errors(spec, needle):
     with pytest.raises(_spec.BundleError, match=needle):
         _spec.BundleSpec(spec, NOW)
+
+
+def test_spec_deb_suites_are_sorted_and_unique():
+    spec = _spec.BundleSpec(
+        {
+            "version": 1,
+            "artifacts": [
+                {
+                    "name": "zstd",
+                    "version": "1.5",
+                    "path": "z.deb",
+                    "kind": "deb",
+                    "suites": ["trixie", "bookworm", "trixie"],
+                },
+                {"name": "jq", "version": "1.6", "path": "j.deb", "kind": "deb"},
+            ],
+        },
+        NOW,
+    )
+    assert [art.suites for art in spec.artifacts] == [["bookworm", "trixie"], None]
 
 
 def _manifest(**change):
@@ -97,3 +142,23 @@ def test_validate_manifest(change, needle):
         return
     with pytest.raises(_spec.BundleError, match=needle):
         _spec.validate_manifest(_manifest(**change))
+
+
+@pytest.mark.parametrize(
+    ("kind", "suites", "ok"),
+    [
+        ("deb", ["bookworm", "trixie"], True),
+        ("file", ["bookworm"], False),
+        ("deb", [], False),
+        ("deb", ["Bad"], False),
+    ],
+)
+def test_validate_manifest_suites(kind, suites, ok):
+    doc = _manifest()
+    doc["files"][0]["kind"] = doc["artifacts"][0]["kind"] = kind
+    doc["artifacts"][0]["suites"] = suites
+    if ok:
+        assert _spec.validate_manifest(doc)["artifacts"][0]["suites"] == suites
+        return
+    with pytest.raises(_spec.BundleError, match="suites must be absent"):
+        _spec.validate_manifest(doc)
