@@ -2,7 +2,8 @@
 # Download the .deb files that test scenarios install on air-gapped nodes (the low side of the
 # harness): a throw-away container of the node image, on podman's default network, resolves the
 # dependency closure against the image and downloads it into DEST. Nodes under test never touch
-# a package mirror; scenarios copy these files in. Skipped when DEST already matches the list.
+# a package mirror; scenarios copy these files in. Skipped when DEST.recipe (beside DEST, so that
+# DEST holds packages only) already matches the image and the list.
 #
 # Usage: debs.sh DEST [IMAGE]
 set -euo pipefail
@@ -12,7 +13,7 @@ image=${2:-localhost/airgap-llm-node:bookworm}
 packages=(nginx apt-utils gpg gpg-agent jq python3-cryptography zstd)
 
 want="$(podman image inspect --format '{{ .Id }}' "$image") ${packages[*]}"
-if [ -f "$dest/.recipe" ] && [ "$(cat "$dest/.recipe")" = "$want" ]; then
+if [ -f "$dest.recipe" ] && [ -d "$dest" ] && [ "$(cat "$dest.recipe")" = "$want" ]; then
   echo "test packages in $dest are up to date"
   exit 0
 fi
@@ -23,7 +24,7 @@ podman run --rm --network=podman -v "$dest.tmp:/var/cache/apt/archives" "$image"
   apt-get update -qq
   apt-get install -y -qq --download-only --no-install-recommends ${packages[*]} >/dev/null
   rm -rf /var/cache/apt/archives/partial /var/cache/apt/archives/lock"
-echo "$want" >"$dest.tmp/.recipe"
-rm -rf "$dest"
+rm -rf "$dest" "$dest.recipe"
 mv "$dest.tmp" "$dest"
+echo "$want" >"$dest.recipe"
 echo "downloaded $(ls "$dest" | wc -l) packages into $dest"

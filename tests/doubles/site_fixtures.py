@@ -13,7 +13,7 @@ writes into DEST:
   (0.33.0 and 0.33.1 good, 0.33.2 broken on purpose), or, with ``--release DIR``, the real archive
   and upstream's ``sha256sum.txt`` from DIR as the one release (version from ``DIR/VERSION``);
 * ``spec.yml``: the bundle spec (releases pinned through their ``sha256sum.txt``, the models, and
-  each ``.deb`` file of ``--debs`` as an artifact);
+  each ``.deb`` file of ``--debs DIR/<suite>/`` as an artifact of that Debian suite);
 * ``pins.json``: the pins an inventory needs (release digests, model manifest digests);
 * ``store-update/`` and ``spec-update.yml``: a later bundle (version 2) that carries a second
   version of ``tinyllama:1b`` (other weights, so another manifest under the same name), listed in
@@ -96,6 +96,45 @@ def _write_spec(path: str, version: int, store: str, artifacts: list) -> None:
         handle.write("\n")
 
 
+def _file_sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def deb_artifacts(debs: str) -> list:
+    """One artifact per package of ``debs/<suite>/*.deb``, named and versioned as its file.
+
+    A package whose file is the same in several suites is one artifact listing them all; the same
+    name and version with other bytes in two suites is refused, as the repository could not tell
+    them apart.
+    """
+    found: dict = {}
+    for suite in sorted(os.listdir(debs)):
+        folder = os.path.join(os.path.abspath(debs), suite)
+        if not os.path.isdir(folder):
+            continue
+        for entry in sorted(os.listdir(folder)):
+            if not entry.endswith(".deb"):
+                continue
+            package, version = entry.split("_")[:2]
+            key = (package, version.replace("%3a", "_"))
+            path = os.path.join(folder, entry)
+            if key in found:
+                if _file_sha256(path) != _file_sha256(found[key]["path"]):
+                    raise SystemExit(
+                        f"{package} {version} differs between suites: {found[key]['path']}, {path}"
+                    )
+                found[key]["suites"].append(suite)
+                continue
+            found[key] = {"name": key[0], "version": key[1], "kind": "deb", "path": path, "suites": [suite]}
+    if not found:
+        raise SystemExit(f"no .deb files in {debs}/<suite>/ (molecule/image/debs.sh fills them)")
+    return [found[key] for key in sorted(found)]
+
+
 def build(dest: str, debs: str = "", model_size: int = 256 * 1024, release: str = "") -> dict:
     pins_path = os.path.join(dest, "pins.json")
     if os.path.exists(pins_path):
@@ -143,18 +182,7 @@ def build(dest: str, debs: str = "", model_size: int = 256 * 1024, release: str 
     for name, tag, _family in MODELS:
         artifacts.append({"name": name, "version": tag, "kind": "model", "license": "test fixture"})
     if debs:
-        # One artifact per package, named and versioned as its file (name_version_arch.deb).
-        for entry in sorted(os.listdir(debs)):
-            if entry.endswith(".deb"):
-                package, version = entry.split("_")[:2]
-                artifacts.append(
-                    {
-                        "name": package,
-                        "version": version.replace("%3a", "_"),
-                        "kind": "deb",
-                        "path": os.path.join(os.path.abspath(debs), entry),
-                    }
-                )
+        artifacts.extend(deb_artifacts(debs))
     _write_spec(os.path.join(dest, "spec.yml"), 1, store, artifacts)
 
     # The update bundle: one model in a second version. A bundle holds one manifest per model name,
@@ -201,7 +229,9 @@ def main(argv=None) -> int:
     )
     parser.add_argument("dest")
     parser.add_argument(
-        "--debs", default="", help="directory of .deb files the nodes need (zstd, nginx, ...)"
+        "--debs",
+        default="",
+        help="directory with one folder of .deb files per Debian suite (zstd, nginx, ...)",
     )
     parser.add_argument(
         "--model-size", type=int, default=256 * 1024, help="bytes of the largest model's weights"

@@ -63,7 +63,9 @@ def test_only_the_internal_repository_is_a_package_source(host):
     text = host.file("/etc/apt/sources.list.d/airgap-llm.sources").content_string
     assert "URIs: https://artifact-repo/apt" in text and "Signed-By: /etc/apt/keyrings/airgap-llm.asc" in text
     policy = host.check_output("apt-cache policy")
-    assert "https://artifact-repo/apt airgap/main" in policy and "deb.debian.org" not in policy
+    # The suite of the node's own release (Debian 13), and nothing else.
+    assert "https://artifact-repo/apt trixie/main" in policy and "deb.debian.org" not in policy
+    assert "bookworm" not in policy
 
 
 def test_bundled_packages_install_with_proxies_refused(host):

@@ -1,5 +1,6 @@
 """The repository host: nginx serves the ingested repository read-only over HTTPS, hardened."""
 
+import os
 import re
 
 testinfra_hosts = ["ansible://artifact-repo"]
@@ -76,13 +77,30 @@ def test_http_methods_listing_and_private_paths(host, node, index):
     assert f'GET /blobs/sha256/{digest} HTTP/1.1" 200' in log and "CN=artifact-client" in log
 
 
-def test_apt_repository_is_signed_and_lists_the_bundled_packages(host):
+def carried_packages(suite):
+    """(package, version) of every .deb the scenario bundled for ``suite``, from the file names."""
+    folder = os.path.join(os.environ["AIRGAP_TEST_DEBS"], suite)
+    return {tuple(name.split("_")[:2]) for name in os.listdir(folder) if name.endswith(".deb")}
+
+
+def test_apt_repository_serves_each_release_its_own_signed_suite(host):
     apt = "/srv/airgap-llm/apt"
-    assert host.run(f"gpgv --keyring /dev/null {apt}/dists/airgap/InRelease").rc != 0  # not unsigned
     host.check_output(f"gpg --batch --dearmor < {apt}/airgap-llm-archive.asc > /root/archive.gpg")
-    assert host.run(f"gpgv --keyring /root/archive.gpg {apt}/dists/airgap/InRelease").rc == 0
-    packages = host.file(f"{apt}/dists/airgap/main/binary-amd64/Packages").content_string
-    names = set(re.findall(r"^Package: (\S+)$", packages, re.M))
-    assert {"jq", "libjq1", "nginx", "gpg"} <= names
+    for suite in ("bookworm", "trixie"):
+        assert host.run(f"gpgv --keyring /dev/null {apt}/dists/{suite}/InRelease").rc != 0  # not unsigned
+        assert host.run(f"gpgv --keyring /root/archive.gpg {apt}/dists/{suite}/InRelease").rc == 0
+        packages = host.file(f"{apt}/dists/{suite}/main/binary-amd64/Packages").content_string
+        stanzas = [
+            dict(re.findall(r"^(Package|Version|Filename): (\S+)$", s, re.M)) for s in packages.split("\n\n")
+        ]
+        listed = {(s["Package"], s["Version"].replace(":", "%3a")) for s in stanzas if s}
+        # Exactly the packages bundled for this release, each from the pool of this suite.
+        assert listed == carried_packages(suite), suite
+        assert all(s["Filename"].startswith(f"pool/{suite}/main/") for s in stanzas if s)
+    # Pool and indexes are one generation, switched together.
+    assert host.check_output(f"readlink {apt}/pool {apt}/dists").split() == [
+        ".current/pool",
+        ".current/dists",
+    ]
     # The signing key stays on this host, private.
     assert host.file("/etc/airgap-llm/artifact_repo/gnupg").mode == 0o700

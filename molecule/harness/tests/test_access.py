@@ -6,6 +6,7 @@ is written by molecule/shared/create.yml into the ephemeral directory.
 
 import json
 import os
+import pathlib
 import subprocess
 
 import pytest
@@ -73,7 +74,7 @@ def test_login_needs_the_key_and_is_never_root():
 
 def test_host_keys_are_pinned_and_a_changed_key_is_refused(tmp_path):
     """Negative control for the pinning: the same command fails once the pinned key is wrong."""
-    pinned = open(os.path.join(SSH_DIR, "known_hosts"), encoding="utf-8").read().splitlines()
+    pinned = pathlib.Path(SSH_DIR, "known_hosts").read_text(encoding="utf-8").splitlines()
     assert sorted(line.split(",")[0] for line in pinned) == sorted(NODES)
     # harness-client's entry now carries harness-repo's key: a changed host key.
     names = {line.split(" ", 1)[0].split(",")[0]: line.split(" ", 1) for line in pinned}

@@ -197,15 +197,15 @@ def test_tampered_blob_is_found_by_verify_and_repaired_by_site(host, playbook, p
     host.check_output(f"printf 'X' | dd of={blob} bs=1 seek=4096 conv=notrunc status=none")
     assert host.file(blob).sha256sum != weights.split("-", 1)[1]
 
-    rc, out = playbook("playbooks/verify.yml")
+    rc, out = playbook("playbooks/verify.yml", "--limit", "site-node1")
     assert rc != 0
     assert "site-node1 failed verification" in out
     assert f"blobs/{weights}" in out and "tinyllama:1b digest" in out
 
-    rc, out = playbook("playbooks/site.yml")
+    rc, out = playbook("playbooks/site.yml", "--limit", "site-node1")
     assert rc == 0, out[-3000:]
     assert host.file(blob).sha256sum == weights.split("-", 1)[1]
-    rc, out = playbook("playbooks/verify.yml")
+    rc, out = playbook("playbooks/verify.yml", "--limit", "site-node1")
     assert rc == 0, out[-3000:]
 
 

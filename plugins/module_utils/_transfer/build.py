@@ -199,6 +199,14 @@ def _local(art: BundleArtifact, options: BuildOptions) -> List[PlannedFile]:
         entries = walk_directory(root, where)
     else:
         entries = [(art.filename or os.path.basename(root), root, regular_size(root, where))]
+    if art.kind == "deb":
+        # The repository publishes each file of a deb artifact in an APT pool under its own name.
+        for rel, src, _size in entries:
+            if "/" in rel or not rel.endswith(".deb") or rel.startswith("."):
+                raise BundleError(
+                    f"{where}: kind deb holds Debian packages only, directly in its directory, and "
+                    f"{src} is not one: move it out, or bundle it as kind file"
+                )
     return [
         PlannedFile(
             prefix + rel,

@@ -76,3 +76,36 @@ def test_a_version_file_that_is_not_a_version_is_refused(tmp_path, release_dir):
     (release / "VERSION").write_text("latest\n")
     with pytest.raises(SystemExit, match="VERSION holds 'latest'"):
         site_fixtures.build(str(tmp_path / "fixtures"), model_size=4096, release=str(release))
+
+
+def _debs(tmp_path, files):
+    for rel, data in files.items():
+        path = tmp_path / "debs" / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return str(tmp_path / "debs")
+
+
+def test_debs_are_artifacts_of_their_debian_suite(tmp_path):
+    debs = _debs(
+        tmp_path,
+        {
+            "bookworm/zstd_1.5.4+dfsg2-5_amd64.deb": b"zstd for 12",
+            "trixie/zstd_1.5.7+dfsg-1_amd64.deb": b"zstd for 13",
+            "bookworm/tzdata_2025b-0+deb12u1_all.deb": b"same file",
+            "trixie/tzdata_2025b-0+deb12u1_all.deb": b"same file",
+            "trixie/README": b"not a package",
+        },
+    )
+    found = {(a["name"], a["version"]): a["suites"] for a in site_fixtures.deb_artifacts(debs)}
+    assert found == {
+        ("tzdata", "2025b-0+deb12u1"): ["bookworm", "trixie"],
+        ("zstd", "1.5.4+dfsg2-5"): ["bookworm"],
+        ("zstd", "1.5.7+dfsg-1"): ["trixie"],
+    }
+
+
+def test_debs_with_one_version_and_other_bytes_in_two_suites_are_refused(tmp_path):
+    debs = _debs(tmp_path, {"bookworm/jq_1.6_amd64.deb": b"one", "trixie/jq_1.6_amd64.deb": b"other"})
+    with pytest.raises(SystemExit, match="jq 1.6 differs between suites"):
+        site_fixtures.deb_artifacts(debs)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
+import tarfile
 
 import pytest
 from ansible_collections.airgap.llm.plugins.module_utils._transfer import build as _build
@@ -80,3 +81,24 @@ def test_differential_needs_blob_in_repository(tmp_path):
         _ingest.ingest(options)
     assert info.value.step == "artifact digests"
     assert not (tmp_path / "repo" / "current").exists()
+
+
+@pytest.mark.parametrize("stray", ["README", ".recipe", "sub/x.deb"])
+def test_a_deb_directory_holds_debian_packages_only(tmp_path, stray):
+    debs = tmp_path / "debs"
+    (debs / "sub").mkdir(parents=True)
+    (debs / "jq_1.6_amd64.deb").write_bytes(b"!<arch>\n")
+    (debs / stray).write_bytes(b"not a package")
+    spec = {
+        "version": 1,
+        "artifacts": [{"name": "p", "version": "1", "kind": "deb", "path": "debs", "suites": ["bookworm"]}],
+    }
+    with pytest.raises(_spec.BundleError, match=f"kind deb holds Debian packages only.*{stray}"):
+        _build.build(spec, _options(tmp_path))
+    assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
+    (debs / stray).unlink()
+    built = _build.build(spec, _options(tmp_path))
+    with tarfile.open(built["bundle"]) as bundle:
+        manifest = json.load(bundle.extractfile("bundle.json"))
+    (art,) = [a for a in manifest["artifacts"] if a["kind"] == "deb"]
+    assert (art["kind"], art["suites"]) == ("deb", ["bookworm"])
