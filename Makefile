@@ -44,7 +44,7 @@ help:
 demo: setup debs
 	@bash tests/demo/run.sh
 
-demo-clean:
+demo-clean: setup
 	@bash tests/demo/clean.sh
 
 test: lint sanity unit integration molecule

@@ -1,17 +1,13 @@
 #!/usr/bin/env bash
-# make demo-clean: remove what tests/demo/run.sh created (demo-* containers, demo-net, the work dir).
+# make demo-clean: remove what tests/demo/run.sh created: the demo-* containers and demo-net (by the
+# same destroy step as every Molecule scenario, which also closes the persistent SSH connections),
+# then the work directory.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 work=${AIRGAP_DEMO_DIR:-$root/.build/demo}
-for node in demo-repo demo-node1 demo-node2; do
-  if podman container exists "$node"; then
-    podman rm -f "$node" >/dev/null
-    echo "removed container $node"
-  fi
-done
-if podman network exists demo-net; then
-  podman network rm demo-net >/dev/null
-  echo "removed network demo-net"
-fi
+ANSIBLE_PYTHON_INTERPRETER=auto_silent ANSIBLE_LOCALHOST_WARNING=false \
+  ansible-playbook -i localhost, -e "ansible_python_interpreter=$(command -v python3)" "$root/molecule/shared/destroy.yml" -e "@$root/tests/demo/platforms.yml" \
+  -e "molecule_ephemeral_directory=$work" -e "molecule_instance_config=$work/instance_config.yml" >/dev/null
+echo "removed the demo containers and demo-net"
 rm -rf "$work"
 echo "removed $work"

@@ -4,7 +4,8 @@
 #   low side   fixtures (tiny real-format models, the Ollama stand-in releases, .deb files), a signing
 #              key and a signed bundle, built on this machine
 #   high side  demo-repo ingests the bundle (signature, digests) and serves it over HTTPS
-#   production demo-node1 (cpu profile) and demo-node2 (nvidia profile, no GPU needed) run
+#   production demo-node1 (Debian 12, cpu profile) and demo-node2 (Debian 13, nvidia profile, no GPU
+#              needed), reached over SSH as an admin account with sudo, run
 #              playbooks/site.yml from the repository only, on an internal network with no route out;
 #              then playbooks/verify.yml checks everything and the summary below is printed
 #
@@ -16,7 +17,6 @@ set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
 work=${AIRGAP_DEMO_DIR:-$root/.build/demo}
-image=${AIRGAP_NODE_IMAGE:-localhost/airgap-llm-node:bookworm}
 network=demo-net
 nodes=(demo-repo demo-node1 demo-node2)
 start=$(date +%s)
@@ -24,8 +24,10 @@ start=$(date +%s)
 say() { printf '\n== %s (%ss)\n' "$*" "$(( $(date +%s) - start ))"; }
 
 : "${AIRGAP_TEST_DEBS:?run through make demo (AIRGAP_TEST_DEBS names the .deb files the nodes need)}"
-[ -f "$AIRGAP_TEST_DEBS/.recipe" ] || { echo "run 'make debs' first: $AIRGAP_TEST_DEBS is empty" >&2; exit 1; }
-podman image exists "$image" || { echo "run 'make image' first: $image is missing" >&2; exit 1; }
+[ -f "$AIRGAP_TEST_DEBS/bookworm.recipe" ] || { echo "run 'make debs' first: $AIRGAP_TEST_DEBS is empty" >&2; exit 1; }
+for image in localhost/airgap-llm-node:debian12 localhost/airgap-llm-node:debian13; do
+  podman image exists "$image" || { echo "run 'make image' first: $image is missing" >&2; exit 1; }
+done
 
 mkdir -p "$work/site"
 say "Low side: fixtures, stand-in releases and the bundle spec"
@@ -39,26 +41,18 @@ print(max((v for v in r if not r[v]["broken"]), key=lambda v: [int(x) for x in v
   "$work/site/fixtures/pins.json")
 echo "Ollama release $version; models: $(python3 -c 'import json,sys; print(", ".join(m["name"] for m in json.load(open(sys.argv[1]))["models"]))' "$work/site/fixtures/pins.json")"
 
-say "Containers: ${nodes[*]} on the internal network $network (no route out)"
-podman network exists "$network" || podman network create --internal "$network" >/dev/null
-for node in "${nodes[@]}"; do
-  if ! podman container exists "$node"; then
-    podman run -d --name "$node" --hostname "$node" --network "$network" --privileged --systemd always \
-      --ulimit nofile=20000:20000 --ulimit nproc=32768:32768 --label owner=airgap-llm-demo \
-      "$image" /sbin/init >/dev/null
-  fi
-  podman start "$node" >/dev/null
-done
-for node in "${nodes[@]}"; do
-  state=$(podman exec "$node" systemctl is-system-running --wait || true)
-  [ "$state" = running ] || { echo "$node: systemd is $state" >&2; exit 1; }
-done
+say "Containers: ${nodes[*]} on the internal network $network (no route out), reached over SSH"
+# The same create step as every Molecule scenario: systemd nodes, the admin account's key
+# authorized, host keys pinned, an SSH configuration ($work/ssh/config) Ansible uses with become.
+ansible-playbook -i localhost, -e "ansible_python_interpreter=$(command -v python3)" "$root/molecule/shared/create.yml" -e "@$root/tests/demo/platforms.yml" \
+  -e "molecule_ephemeral_directory=$work" -e "molecule_instance_config=$work/instance_config.yml" >"$work/create.log" ||
+  { tail -n 40 "$work/create.log" >&2; exit 1; }
+echo "ssh -F $work/ssh/config demo-node1    # as the admin account; sudo for root"
 
 cat >"$work/inventory.yml" <<INVENTORY
 # Written by tests/demo/run.sh.
 all:
   vars:
-    ansible_connection: containers.podman.podman
     site_test_dir: $work/site
     site_pins: "{{ lookup('ansible.builtin.file', site_test_dir ~ '/fixtures/pins.json') | from_json }}"
     airgap_repository_url: https://demo-repo
@@ -67,6 +61,17 @@ all:
     airgap_audit_host: demo-repo
     airgap_operator: demo
   children:
+    # Every node is reached as production reaches it: SSH as the admin account, root through sudo.
+    demo_nodes:
+      hosts:
+        demo-repo:
+        demo-node1:
+        demo-node2:
+      vars:
+        ansible_connection: ssh
+        ansible_user: airgap-admin
+        ansible_become: true
+        ansible_ssh_common_args: -F $work/ssh/config
     repository:
       hosts:
         demo-repo:
@@ -95,7 +100,7 @@ all:
         ollama_models_list: "{{ site_pins.models }}"
 INVENTORY
 
-export ANSIBLE_PIPELINING=true ANSIBLE_STDOUT_CALLBACK=${ANSIBLE_STDOUT_CALLBACK:-default} ANSIBLE_PYTHON_INTERPRETER=auto_silent
+export ANSIBLE_PIPELINING=true ANSIBLE_SSH_CONTROL_PATH_DIR="$work/ssh/cp" ANSIBLE_STDOUT_CALLBACK=${ANSIBLE_STDOUT_CALLBACK:-default} ANSIBLE_PYTHON_INTERPRETER=auto_silent
 export ANSIBLE_DISPLAY_SKIPPED_HOSTS=false ANSIBLE_DISPLAY_OK_HOSTS=${ANSIBLE_DISPLAY_OK_HOSTS:-false}
 say "Bundle (low side), ingest (demo-repo), site.yml (repository, clients, Ollama nodes)"
 # The same low-side and ingest steps as the site Molecule scenario, then playbooks/site.yml.
@@ -119,7 +124,7 @@ for r in rows:
         print(f"  model {model['name']:<16} {model['stored']}  (served {'= pinned' if model['served'] == model['pinned'] else model['served']})")
     for c in r["failed_checks"]:
         print(f"  FAILED {c['check']}: {c['detail']}")
-print(f"\nreports: {sys.argv[1]}/*.json; audit log: podman exec demo-repo cat /var/log/airgap-llm/audit.jsonl")
+print(f"\nreports: {sys.argv[1]}/*.json; audit log: ssh -F {os.path.dirname(sys.argv[1])}/ssh/config demo-repo cat /var/log/airgap-llm/audit.jsonl")
 sys.exit(0 if rows and all(r["ok"] for r in rows) else 1)
 PY
 say "Done; 'make demo-clean' removes the demo"
