@@ -15,6 +15,11 @@ NODE_RELEASES := debian12=bookworm debian13=trixie
 NODE_IMAGE_PREFIX := localhost/airgap-llm-node
 COLLECTIONS := $(CURDIR)/.build/collections
 SCENARIOS  ?= $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))
+# make test runs its stages side by side, JOBS at a time (tests/tooling/stages.py), and ends with a
+# table of their times; STAGES picks some (e.g. STAGES="unit molecule:site").
+JOBS       ?= 3
+STAGES     ?= lint sanity unit integration $(addprefix molecule:,$(SCENARIOS))
+PYTEST_JOBS ?= 2
 
 export PATH := $(BIN):$(PATH)
 export CONTAINERS_CONF := $(CURDIR)/molecule/containers.conf
@@ -26,17 +31,18 @@ export PY_COLORS := 0
 export NO_COLOR := 1
 
 
-.PHONY: demo demo-clean test lint unit integration sanity molecule bench setup host venv collection image debs clean help
+.PHONY: demo demo-clean test prepare lint unit integration sanity molecule bench setup host venv sanity-venv collection image debs clean help
 
 help:
 	@echo "make demo      bundle -> ingest -> site.yml on air-gapped Ollama nodes -> verify.yml, with a summary"
 	@echo "make demo-clean  remove the demo containers, network and work directory"
-	@echo "make test      lint, sanity, unit tests and every Molecule scenario"
+	@echo "make test      lint, sanity, unit and integration tests and every Molecule scenario, side by side,"
+	@echo "               with a table of stage times (JOBS=3 at once; STAGES='unit molecule:site' to pick)"
 	@echo "make lint      ansible-lint (production profile) and ruff"
 	@echo "make sanity    ansible-test sanity on a copy under ansible_collections/airgap/llm"
 	@echo "make unit      pytest tests/unit"
 	@echo "make integration  end-to-end tests on this machine (bundle, ingest, attacks)"
-	@echo "make molecule  every Molecule scenario (SCENARIOS='a b' to choose)"
+	@echo "make molecule  Molecule scenarios one after another (SCENARIOS='a b' to choose)"
 	@echo "make bench     benchmarks against reference tools"
 	@echo "make clean     remove the virtualenv, build output and test containers"
 
@@ -47,7 +53,14 @@ demo: setup debs
 demo-clean: setup
 	@bash tests/demo/clean.sh
 
-test: lint sanity unit integration molecule
+# Everything the stages share is prepared first, one step after the other; then the stages run.
+test: prepare
+	@$(BIN)/python tests/tooling/stages.py --jobs $(JOBS) $(STAGES)
+
+prepare:
+	@start=$$(date +%s); \
+	$(MAKE) --no-print-directory setup debs sanity-venv; \
+	echo "== prepared (host, virtualenvs, node images, packages) in $$(( $$(date +%s) - start ))s"
 
 setup: host venv collection
 
@@ -63,6 +76,8 @@ $(BIN)/.installed: requirements-dev.txt | host
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt; \
 	touch $@; \
 	echo "== venv ready in $$(( $$(date +%s) - start ))s"
+
+sanity-venv: $(SANITY_VENV)/bin/.installed
 
 # ansible-test installs its own pinned sanity requirements; they live in a virtualenv of their
 # own so that they cannot clash with ansible-lint's. ansible-test would download a pip bootstrap
@@ -120,12 +135,12 @@ sanity: setup $(SANITY_VENV)/bin/.installed
 
 unit: setup
 	@start=$$(date +%s); \
-	pytest -q -p no:cacheprovider tests/unit; \
+	pytest -q -p no:cacheprovider -n $(PYTEST_JOBS) --dist loadfile tests/unit; \
 	echo "== unit passed in $$(( $$(date +%s) - start ))s"
 
 integration: setup
 	@start=$$(date +%s); \
-	pytest -q -p no:cacheprovider tests/integration; \
+	pytest -q -p no:cacheprovider -n $(PYTEST_JOBS) --dist loadfile tests/integration; \
 	echo "== integration passed in $$(( $$(date +%s) - start ))s"
 
 molecule: setup debs
@@ -136,7 +151,7 @@ molecule: setup debs
 	done
 
 # Each benchmarks/<name>.py (not starting with _) measures one path against reference tools.
-bench: setup
+bench: setup debs
 	@for b in $(sort $(filter-out benchmarks/_%,$(wildcard benchmarks/*.py))); do \
 	  echo "== $$b"; $(BIN)/python $$b; \
 	done

@@ -49,56 +49,9 @@ ansible-playbook -i localhost, -e "ansible_python_interpreter=$(command -v pytho
   { tail -n 40 "$work/create.log" >&2; exit 1; }
 echo "ssh -F $work/ssh/config demo-node1    # as the admin account; sudo for root"
 
-cat >"$work/inventory.yml" <<INVENTORY
-# Written by tests/demo/run.sh.
-all:
-  vars:
-    site_test_dir: $work/site
-    site_pins: "{{ lookup('ansible.builtin.file', site_test_dir ~ '/fixtures/pins.json') | from_json }}"
-    airgap_repository_url: https://demo-repo
-    airgap_repository_ca_file: /usr/local/share/ca-certificates/airgap-llm-ca.crt
-    airgap_repository_index: "{{ site_test_dir }}/index.json"
-    airgap_audit_host: demo-repo
-    airgap_operator: demo
-  children:
-    # Every node is reached as production reaches it: SSH as the admin account, root through sudo.
-    demo_nodes:
-      hosts:
-        demo-repo:
-        demo-node1:
-        demo-node2:
-      vars:
-        ansible_connection: ssh
-        ansible_user: airgap-admin
-        ansible_become: true
-        ansible_ssh_common_args: -F $work/ssh/config
-    repository:
-      hosts:
-        demo-repo:
-      vars:
-        artifact_repo_server_name: demo-repo
-        artifact_repo_tls_certificate_src: "{{ site_test_dir }}/pki/server.crt"
-        artifact_repo_tls_key_src: "{{ site_test_dir }}/pki/server.key"
-    repository_clients:
-      children:
-        ollama:
-      vars:
-        repo_client_ca_certificate_src: "{{ site_test_dir }}/pki/ca.crt"
-        repo_client_apt_url: https://demo-repo/apt
-        repo_client_apt_key: "{{ hostvars['demo-repo'].artifact_repo_apt_public_key }}"
-    ollama:
-      hosts:
-        demo-node1:
-          ollama_binary_profile: cpu
-        demo-node2:
-          ollama_binary_profile: nvidia
-          ollama_binary_nvidia_require_devices: false
-      vars:
-        ollama_binary_version: "$version"
-        ollama_binary_sha256: "{{ site_pins.releases[ollama_binary_version].sha256 }}"
-        ollama_models_exclusive: true
-        ollama_models_list: "{{ site_pins.models }}"
-INVENTORY
+# The repository host and two Ollama nodes (cpu and nvidia profile), reached over SSH with become.
+python3 "$root/tests/site_inventory.py" "$work" demo-repo demo-node1 demo-node2:nvidia --version "$version" \
+  >"$work/inventory.yml"
 
 export ANSIBLE_PIPELINING=true ANSIBLE_SSH_CONTROL_PATH_DIR="$work/ssh/cp" ANSIBLE_STDOUT_CALLBACK=${ANSIBLE_STDOUT_CALLBACK:-default} ANSIBLE_PYTHON_INTERPRETER=auto_silent
 export ANSIBLE_DISPLAY_SKIPPED_HOSTS=false ANSIBLE_DISPLAY_OK_HOSTS=${ANSIBLE_DISPLAY_OK_HOSTS:-false}

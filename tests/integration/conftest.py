@@ -1,4 +1,4 @@
-"""Fixtures for the end-to-end transfer tests: a loopback HTTP server, signing keys, playbook runner."""
+"""Fixtures for the end-to-end tests: a loopback HTTP server, test certificates, a playbook runner."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import threading
 from typing import Dict, List
 
 import pytest
+from ansible_collections.airgap.llm.tests.certs import make_certificates
 from ansible_collections.airgap.llm.tests.module_runner import COLLECTIONS, ansible_env
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -40,6 +41,14 @@ def upstream(tmp_path_factory):
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+@pytest.fixture
+def certs(tmp_path):
+    """A throw-away CA with server and client certificates for loopback HTTPS (tests/certs.py)."""
+    directory = tmp_path / "certs"
+    directory.mkdir()
+    return make_certificates(str(directory))
 
 
 def _env() -> Dict[str, str]:

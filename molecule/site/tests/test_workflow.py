@@ -5,6 +5,8 @@ Each test leaves site-node1 on the pinned release and models again (the tests ru
 
 import json
 
+from ansible_collections.airgap.llm.tests.nodecheck import existing, sha256sums
+
 testinfra_hosts = ["ansible://site-node1"]
 
 MODELS_FACT = "/etc/ansible/facts.d/airgap_ollama_models.fact"
@@ -162,12 +164,11 @@ def test_models_rollback_returns_to_the_recorded_manifests(host, node, playbook,
     assert served_models(host) == first
     assert "sha256:" + host.file(manifest_path(name)).sha256sum == first[name]
     layers = json.loads(host.file(manifest_path(name)).content_string)["layers"]
-    for layer in layers:
-        blob = host.file(f"{STORE}/blobs/{layer['digest'].replace(':', '-')}")
-        assert blob.sha256sum == layer["digest"].split(":", 1)[1]
+    blobs = {f"{STORE}/blobs/{layer['digest'].replace(':', '-')}": layer["digest"] for layer in layers}
+    assert {path: "sha256:" + hex for path, hex in sha256sums(host, blobs).items()} == blobs
     # Blobs only the second version used are gone from the store.
-    for digest in second_blobs - {layer["digest"] for layer in layers}:
-        assert not host.file(f"{STORE}/blobs/{digest.replace(':', '-')}").exists, digest
+    gone = [f"{STORE}/blobs/{digest.replace(':', '-')}" for digest in second_blobs - set(blobs.values())]
+    assert gone and existing(host, gone) == set()
     recorded = json.loads(host.file(MODELS_FACT).content_string)["models"]
     assert recorded[name]["manifest_digest"] == first[name]
     assert recorded[name]["previous"]["manifest_digest"] == second
@@ -230,7 +231,7 @@ def test_check_mode_on_a_new_node_predicts_the_real_run(node, playbook_json, pin
     # Check mode left the node as it was.
     assert fresh.check_output(FINGERPRINT) == fingerprint
     assert not fresh.user("ollama").exists and not fresh.group("ollama").exists
-    for path in (
+    untouched = (
         "/opt/ollama",
         "/usr/local/bin/ollama",
         "/var/lib/ollama",
@@ -240,8 +241,8 @@ def test_check_mode_on_a_new_node_predicts_the_real_run(node, playbook_json, pin
         "/etc/apt/sources.list.d/airgap-llm.sources",
         "/usr/local/share/ca-certificates/airgap-llm-ca.crt",
         "/etc/ansible/facts.d",
-    ):
-        assert not fresh.file(path).exists, path
+    )
+    assert existing(fresh, untouched) == set()
     assert fresh.check_output("sha256sum /etc/apt/sources.list") == sources
     assert not fresh.package("zstd").is_installed
     assert len(audit_events(node)) == events  # the deploy was predicted, not recorded

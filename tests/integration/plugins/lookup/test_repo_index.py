@@ -9,10 +9,8 @@ import json
 import os
 import subprocess
 
-import pytest
-from ansible_collections.airgap.llm.tests.certs import make_certificates
+from ansible_collections.airgap.llm.tests.loopback import Repo
 from ansible_collections.airgap.llm.tests.module_runner import ansible_env
-from ansible_collections.airgap.llm.tests.unit.plugins.modules.test_artifact import Repo
 
 A = "a" * 64
 B = "b" * 64
@@ -90,13 +88,6 @@ def test_unknown_name_and_version_are_named(tmp_path):
     assert rc and "ollama version 0.1 is not in the repository index" in out and "0.33.0" in out
     rc, out = lookup(f"lookup('airgap.llm.repo_index', 'ollama', base_url='https://r', index='{path}')")
     assert rc and "a version is always required" in out
-
-
-@pytest.fixture
-def certs(tmp_path):
-    directory = tmp_path / "certs"
-    directory.mkdir()
-    return make_certificates(str(directory))
 
 
 def test_over_https_with_the_internal_ca(tmp_path, certs):
