@@ -523,6 +523,12 @@ def validate_manifest(doc: Any) -> Dict[str, Any]:
     seen: Set[Tuple[str, str]] = set()
     for index, art in enumerate(artifacts):
         _check_artifact(art, f"artifacts[{index}]", paths, seen)
+    owned = {member for art in artifacts for member in art["files"]}
+    for index, entry in enumerate(files):
+        _need(
+            entry["path"] in owned,
+            f"files[{index}].path {quote(entry['path'])} belongs to no artifact: nothing would use it",
+        )
     return doc
 
 

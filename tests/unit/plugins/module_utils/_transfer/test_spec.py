@@ -246,3 +246,12 @@ def test_a_model_artifact_needs_its_manifest_digest():
     doc["artifacts"][0]["manifest_digest"] = float("0")
     with pytest.raises(_spec.BundleError, match="manifest_digest must be 'sha256:'"):
         _spec.parse_manifest(_raw(doc))
+
+
+def test_a_file_that_belongs_to_no_artifact_is_refused():
+    doc = _manifest()
+    doc["artifacts"] = []
+    with pytest.raises(
+        _spec.BundleError, match=r"files\[0\].path 'artifacts/file/a/1/a.bin' belongs to no artifact"
+    ):
+        _spec.validate_manifest(doc)
