@@ -253,7 +253,7 @@ def make_entry(
     time: Optional[str] = None,
 ) -> Dict[str, Any]:
     if bundle_sha256 is not None and not is_sha256_hex(bundle_sha256):
-        raise AuditError(f"bundle_sha256 must be 64 lower-case hex digits, got {bundle_sha256!r}")
+        raise AuditError(f"bundle_sha256 must be 64 lower-case hex digits, got {describe(bundle_sha256)}")
     entry: Dict[str, Any] = {
         "seq": seq,
         "prev": prev,

@@ -217,7 +217,7 @@ class Repository:
 
     def blob_path(self, digest: str) -> str:
         if not is_sha256_hex(digest):
-            raise RepoError(f"{digest!r} is not a sha256 digest")
+            raise RepoError(f"{describe(digest)} is not a sha256 digest")
         return os.path.join(self.blobs, digest)
 
     def blob_size(self, digest: str) -> Optional[int]:
