@@ -164,6 +164,7 @@ member_ops = st.one_of(
     st.tuples(st.just("bad-signature"), st.integers(0, 1), st.integers(0, 87)),
 )
 json_ops = st.one_of(
+    st.tuples(st.just("license"), st.integers(0, 3), st.none() | st.text(max_size=30)),
     st.tuples(st.just("set"), st.lists(st.integers(0, 8), min_size=1, max_size=4), json_values),
     st.tuples(st.just("delete"), st.lists(st.integers(0, 8), min_size=1, max_size=4)),
     st.tuples(
@@ -234,6 +235,12 @@ def _change_json(raw: bytes, op) -> bytes:
         doc = json.loads(raw)
     except ValueError:
         return raw + b" "  # bundle.json was already rewritten into something else
+    if op[0] == "license":  # mostly a new, valid bundle.json
+        arts = doc.get("artifacts") if isinstance(doc, dict) else None
+        if not isinstance(arts, list) or not arts or not isinstance(arts[op[1] % len(arts)], dict):
+            return raw + b" "
+        arts[op[1] % len(arts)]["license"] = op[2]
+        return (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode()
     parent, key = _walk(doc, op[1])
     if parent is None:
         return raw
@@ -278,7 +285,7 @@ def _apply_member(members: Members, op) -> Members:
             n = sigs[op[1] % len(sigs)]
             if kind == "unsign":
                 out.pop(n)
-            else:
+            elif out[n][1]:
                 data = bytearray(out[n][1])
                 data[op[2] % len(data)] ^= 0x01
                 out[n] = (out[n][0], bytes(data))
