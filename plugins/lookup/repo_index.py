@@ -115,13 +115,15 @@ _raw:
       type: str
 """
 
-import json  # noqa: E402
 import os  # noqa: E402
+import re  # noqa: E402
 from typing import Any, Dict, List  # noqa: E402
 
 from ansible.errors import AnsibleLookupError  # noqa: E402
 from ansible.plugins.lookup import LookupBase  # noqa: E402
+from ansible_collections.airgap.llm.plugins.module_utils import _json  # noqa: E402
 from ansible_collections.airgap.llm.plugins.module_utils._digest import is_sha256_hex  # noqa: E402
+from ansible_collections.airgap.llm.plugins.module_utils._errors import describe, quote  # noqa: E402
 from ansible_collections.airgap.llm.plugins.module_utils._transfer.fetch import (  # noqa: E402
     FetchError,
     FetchOptions,
@@ -131,6 +133,7 @@ from ansible_collections.airgap.llm.plugins.module_utils._transfer.fetch import 
 from ansible_collections.airgap.llm.plugins.module_utils._transfer.repo import INDEX_FORMAT  # noqa: E402
 
 MAX_INDEX = 64 << 20
+_PLAIN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
 
 
 def _read_index(index: str, base_url: str, options: FetchOptions) -> Dict[str, Any]:
@@ -151,9 +154,9 @@ def _read_index(index: str, base_url: str, options: FetchOptions) -> Dict[str, A
     if len(raw) > MAX_INDEX:
         raise AnsibleLookupError(f"the repository index {where} is larger than {MAX_INDEX} bytes")
     try:
-        doc = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise AnsibleLookupError(f"the repository index {where} is not valid JSON: {exc}") from None
+        doc = _json.loads(raw, f"the repository index {where}", limit=MAX_INDEX, max_depth=8)
+    except _json.JSONError as exc:
+        raise AnsibleLookupError(str(exc)) from None
     if not isinstance(doc, dict) or doc.get("format") != INDEX_FORMAT:
         raise AnsibleLookupError(f"{where} is not an airgap.llm repository index (format {INDEX_FORMAT})")
     if not isinstance(doc.get("artifacts"), dict):
@@ -162,34 +165,55 @@ def _read_index(index: str, base_url: str, options: FetchOptions) -> Dict[str, A
     return doc
 
 
+def _shown(key: str) -> str:
+    """A name from the index for a message: as it is when plain, else quoted and escaped."""
+    return key if _PLAIN.match(key) else quote(key, 60)
+
+
 def _resolve(doc: Dict[str, Any], term: str, base_url: str) -> Dict[str, Any]:
     name, sep, version = term.partition(":")
     if not sep or not name or not version:
         raise AnsibleLookupError(f"{term!r}: give name:version (a version is always required)")
     artifacts = doc["artifacts"]
     if name not in artifacts:
-        known = ", ".join(sorted(artifacts)) or "none"
+        known = ", ".join(_shown(k) for k in sorted(artifacts)[:50]) or "none"
         raise AnsibleLookupError(
             f"{name} is not in the repository index {doc['_where']} (it holds: {known}); ingest a bundle "
             "that carries it"
         )
     versions = artifacts[name]
+    where = f"the repository index {doc['_where']}: artifacts.{name}"
+    if not isinstance(versions, dict):
+        raise AnsibleLookupError(f"{where} must be an object, got {describe(versions)}")
     if version not in versions:
-        known = ", ".join(sorted(versions)) or "none"
+        known = ", ".join(_shown(k) for k in sorted(versions)[:50]) or "none"
         raise AnsibleLookupError(
             f"{name} version {version} is not in the repository index {doc['_where']} (versions: {known})"
         )
     entry = versions[version]
+    where = f"{where}.{version}"
+    if not isinstance(entry, dict) or not isinstance(entry.get("files", []), list):
+        raise AnsibleLookupError(f"{where} must be an object with a files list, got {describe(entry)}")
     files: List[Dict[str, Any]] = []
-    for item in entry.get("files", []):
+    for number, item in enumerate(entry.get("files", [])):
+        if not isinstance(item, dict):
+            raise AnsibleLookupError(f"{where}.files[{number}] must be an object, got {describe(item)}")
         digest = item.get("sha256")
         if not is_sha256_hex(digest):
-            raise AnsibleLookupError(f"{name} {version}: the index lists a bad digest {digest!r}")
+            raise AnsibleLookupError(f"{name} {version}: the index lists a bad digest {describe(digest)}")
+        size = item.get("size")
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise AnsibleLookupError(
+                f"{where}.files[{number}].size must be a non-negative integer, got {describe(size)}"
+            )
+        path = item.get("path")
+        if not isinstance(path, str):
+            raise AnsibleLookupError(f"{where}.files[{number}].path must be a string, got {describe(path)}")
         files.append(
             {
-                "path": item.get("path"),
+                "path": path,
                 "sha256": digest,
-                "size": item.get("size"),
+                "size": size,
                 "url": f"{base_url}/blobs/sha256/{digest}",
             }
         )

@@ -10,11 +10,11 @@ without reading it again (see :class:`VerificationRecord`).
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 from typing import Dict, Iterable, Optional
 
+from ansible_collections.airgap.llm.plugins.module_utils import _json
 from ansible_collections.airgap.llm.plugins.module_utils._digest import is_sha256_hex
 from ansible_collections.airgap.llm.plugins.module_utils._io import (
     NotRegularError,
@@ -78,8 +78,8 @@ class VerificationRecord:
         finally:
             os.close(fd)
         try:
-            data = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
+            data = _json.loads(raw, "it", limit=cls.MAX_BYTES, max_depth=2)
+        except _json.JSONError:
             record.ignored_reason = "it is not valid JSON"
             return record
         if (
@@ -134,5 +134,5 @@ class VerificationRecord:
             "format": self.FORMAT,
             "entries": {key.encode(): value for key, value in sorted(self.entries.items())},
         }
-        atomic_write(self.path, (json.dumps(payload, indent=0, sort_keys=True) + "\n").encode("utf-8"))
+        atomic_write(self.path, _json.dumps(payload, indent=0))
         self._dirty = False

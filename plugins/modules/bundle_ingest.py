@@ -17,22 +17,37 @@ description:
     the C(.sha256) file on the media against O(sha256)).
   - Check 2, chunks. Every chunk listed is present and matches its digest, and the reassembled
     stream matches O(sha256).
-  - Check 3, signatures. At least O(threshold) valid Ed25519 signatures on C(bundle.json) by
-    distinct O(trusted_keys), and no invalid signature claiming a trusted key.
+  - Check 3, signatures. At least the threshold of valid Ed25519 signatures on C(bundle.json) by
+    distinct trusted keys, and no invalid signature claiming a trusted key. The keys and the
+    threshold are the repository's trust policy (C(trust.json)), recorded when the repository was
+    set up with M(airgap.llm.repo_trust), or by the first ingest into a repository without one from
+    O(trusted_keys) and O(threshold) given explicitly (audited). O(trusted_keys) and O(threshold)
+    may ask for more than the policy (a subset of its keys, a higher threshold); an ingest that asks
+    for less (a lower threshold, a key the policy does not pin) is refused unless
+    O(trust_override_reason) says why, which is audited with O(operator).
   - Check 4, version. The bundle version is newer than the last one ingested for its channel.
     Rollback and replay are refused unless O(allow_rollback) with an O(override_reason), which is
     audited.
   - Check 5, expiry. The bundle has not expired.
   - Check 6, artifact digests. Every file's SHA-256 and size (files a differential bundle left out
     must be in the repository already).
-  - Check 7, extraction. No absolute paths, C(..), links, devices, directories, duplicate entries
-    or anything not listed in C(bundle.json).
-  - Then stores each file once in C(blobs/sha256/<hex>), keeps C(bundle.json), the signatures and
-    C(ingest.json) under C(bundles/<channel>/), writes a new C(states/<seq>/) with C(state.json)
-    and C(index.json) (logical names and versions), and switches the C(current) symlink with one
-    atomic rename.
-  - A refusal leaves the repository and C(current) exactly as they were, and appends a C(refused)
-    event to O(audit_log); an accepted bundle appends an C(accepted) event.
+  - Check 7, extraction. No absolute paths, C(..), links, devices, directories, duplicate entries,
+    nothing after the end-of-archive marker, and no member that no check covers (not listed in
+    C(bundle.json), or a signature by a key that is not trusted); the refusal names the member.
+  - Then, as one ordered transaction under the repository lock, writes a journal of what it will
+    write, stores each file once in C(blobs/sha256/<hex>), keeps C(bundle.json), the verified
+    signatures and C(ingest.json) under C(bundles/<channel>/), writes a new C(states/<seq>/) with
+    C(state.json) and C(index.json) (logical names and versions), appends the C(accepted) event to
+    O(audit_log) (durable), and only then switches the C(current) symlink with one atomic rename.
+    When the event cannot be written or C(current) cannot be switched, what was written is removed
+    and the message says which state the repository serves.
+  - A refusal leaves the repository and C(current) exactly as they were and appends a C(refused)
+    event to O(audit_log); nothing else is written. Values from the media that a message or an
+    event quotes are escaped and bounded.
+  - Before anything else, under the lock, an ingest interrupted earlier (a crash, a kill) is
+    finished or undone from its journal and staging left in C(tmp/) is removed; the audit log
+    records what was done (action C(recover)). State numbers continue after the highest in
+    C(states/), also when C(current) was pointed back at an older state.
   - Idempotent. A bundle whose digest is already the last one of its channel is not read again.
 requirements:
   - cryptography
@@ -67,15 +82,28 @@ options:
     required: true
   trusted_keys:
     description:
-      - Pinned Ed25519 public keys (PEM text) of the bundle signers.
+      - Ed25519 public keys (PEM text) of the bundle signers. Left out, the keys pinned by the
+        repository's trust policy are used. Given, they must be among the pinned keys unless
+        O(trust_override_reason) is set.
+      - Into a repository without a trust policy, required together with O(threshold); they are
+        recorded as its policy.
     type: list
     elements: str
-    required: true
+    default: []
   threshold:
     description:
-      - How many distinct trusted keys must have signed.
+      - How many distinct trusted keys must have signed. There is no default. Left out, the
+        threshold of the repository's trust policy is used. Given, it must be at least that
+        threshold unless O(trust_override_reason) is set.
+      - Into a repository without a trust policy, required together with O(trusted_keys).
     type: int
-    default: 1
+  trust_override_reason:
+    description:
+      - Why this ingest accepts less trust than the repository's policy (a lower O(threshold), or
+        O(trusted_keys) the policy does not pin), for example a change ticket. Recorded in the
+        audit event and in C(ingest.json) with O(operator). Without it such an ingest is refused.
+      - To change the policy for good use M(airgap.llm.repo_trust).
+    type: str
   audit_log:
     description:
       - Hash-chained audit log that receives one event per ingest attempt.
@@ -108,15 +136,24 @@ options:
     type: float
     default: 60
 seealso:
+  - module: airgap.llm.repo_trust
   - module: airgap.llm.bundle_build
   - module: airgap.llm.repo_inventory
   - module: airgap.llm.audit_log
 """
 
 EXAMPLES = r"""
-- name: Ingest bundle 42 (2 of 3 signers needed)
+- name: Ingest bundle 42 against the repository's trust policy (set up with airgap.llm.repo_trust)
   airgap.llm.bundle_ingest:
     src: /media/usb/airgap-llm-stable-000042.tar
+    sha256: "{{ bundle_sha256 }}"
+    repository: /srv/airgap-llm/repo
+    audit_log: /var/log/airgap-llm/audit.jsonl
+    operator: alice
+
+- name: First ingest into a new repository, recording its trust policy (2 of 3 signers)
+  airgap.llm.bundle_ingest:
+    src: /media/usb/airgap-llm-stable-000001.tar
     sha256: "{{ bundle_sha256 }}"
     repository: /srv/airgap-llm/repo
     trusted_keys:
@@ -124,6 +161,16 @@ EXAMPLES = r"""
       - "{{ lookup('ansible.builtin.file', 'keys/signer2.pub') }}"
       - "{{ lookup('ansible.builtin.file', 'keys/signer3.pub') }}"
     threshold: 2
+    audit_log: /var/log/airgap-llm/audit.jsonl
+    operator: alice
+
+- name: A signer lost their key; take this one bundle with 1 signature (audited)
+  airgap.llm.bundle_ingest:
+    src: /media/usb/airgap-llm-stable-000043.tar
+    sha256: "{{ bundle_sha256 }}"
+    repository: /srv/airgap-llm/repo
+    threshold: 1
+    trust_override_reason: "CHG-2001 signer2 key lost, replacement pending"
     audit_log: /var/log/airgap-llm/audit.jsonl
     operator: alice
 """
@@ -163,6 +210,22 @@ override:
   description: Whether the version check passed only thanks to O(allow_rollback).
   returned: when the bundle was verified
   type: bool
+msg:
+  description: What happened and which state the repository serves.
+  returned: always
+  type: str
+trust:
+  description:
+    - The trust the signatures were checked against. C(key_ids) and C(threshold); C(recorded) is
+      true when this first ingest recorded them as the repository's policy; C(override) is true
+      when they were weaker than the policy thanks to O(trust_override_reason).
+  returned: when the bundle was verified
+  type: dict
+recovered:
+  description: What was done (or, in check mode, would be done) about an earlier interrupted ingest.
+  returned: always
+  type: list
+  elements: str
 state:
   description: Sequence number of the repository state that C(current) points to.
   returned: success, not in check mode
@@ -215,8 +278,9 @@ def main() -> None:
             "src": {"type": "path", "required": True},
             "sha256": {"type": "str", "required": True},
             "repository": {"type": "path", "required": True},
-            "trusted_keys": {"type": "list", "elements": "str", "required": True, "no_log": False},
-            "threshold": {"type": "int", "default": 1},
+            "trusted_keys": {"type": "list", "elements": "str", "default": [], "no_log": False},
+            "threshold": {"type": "int"},
+            "trust_override_reason": {"type": "str"},
             "audit_log": {"type": "path", "required": True},
             "operator": {"type": "str", "required": True},
             "allow_rollback": {"type": "bool", "default": False},
@@ -243,6 +307,7 @@ def main() -> None:
             repository=params["repository"],
             trusted_keys=params["trusted_keys"],
             threshold=params["threshold"],
+            trust_override_reason=params["trust_override_reason"],
             audit_log=params["audit_log"],
             operator=params["operator"],
             allow_rollback=params["allow_rollback"],

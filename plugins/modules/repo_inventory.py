@@ -76,10 +76,10 @@ sha256:
 """
 
 import hashlib  # noqa: E402 - after the documentation, as in every Ansible module
-import json  # noqa: E402
 import os  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible_collections.airgap.llm.plugins.module_utils import _json  # noqa: E402
 from ansible_collections.airgap.llm.plugins.module_utils._errors import fail_on_error  # noqa: E402
 from ansible_collections.airgap.llm.plugins.module_utils._io import atomic_write  # noqa: E402
 from ansible_collections.airgap.llm.plugins.module_utils._transfer.repo import RepoError, Repository  # noqa: E402
@@ -99,7 +99,7 @@ def main() -> None:
         if not repo.exists():
             raise RepoError(f"{params['repository']} is not an artifact repository (no blobs/sha256/)")
         inventory = repo.inventory()
-        data = (json.dumps(inventory, indent=1, sort_keys=True) + "\n").encode("utf-8")
+        data = _json.dumps(inventory, indent=1)
         try:
             with open(params["dest"], "rb") as handle:
                 changed = handle.read() != data

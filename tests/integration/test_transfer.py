@@ -522,7 +522,7 @@ def _assert_refused(world, proc, before, lines_before, *, message, step):
     assert message in output, output[-3000:]
     assert f"({step})" in output
     assert snapshot(world["repo"]) == before
-    assert os.readlink(world["repo"] / "current") == "states/000001"
+    assert os.readlink(world["repo"] / "current") == before["current"][1]
     entries = audit_entries(world)
     assert len(entries) == lines_before + 1
     assert entries[-1]["outcome"] == "refused"
@@ -674,3 +674,84 @@ def test_tampered_audit_log_stops_ingest(world, keys, playbook):
     proc = ingest(playbook, world, keys, v2["tar"], v2["sha256"], ingest_audit_log=str(log))
     assert proc.returncode != 0
     assert "breaks at line 2" in proc.stdout
+
+
+# ----------------------------------------------------------------------------------------------
+# The trust policy kept by the repository
+
+
+def _one_signer_bundle(world, keys, version: int) -> Tuple[str, str]:
+    members = _resign(read_members(world["v3"]["tar"]), keys, _version(version, "2026-05-01T00:00:00Z"), (1,))
+    path = world["attacks"] / f"one-signer-{version}.tar"
+    return str(path), write_tar(path, members)
+
+
+def _ingest_without_trust(playbook, world, src, digest, **extra):
+    """An ingest as a new operator types it: no key files, no threshold."""
+    variables = {
+        "ingest_src": str(src),
+        "ingest_sha256": digest,
+        "ingest_repository": str(world["repo"]),
+        "ingest_audit_log": str(world["audit"]),
+        "ingest_operator": "integration",
+    }
+    variables.update(extra)
+    return playbook("ingest.yml", variables)
+
+
+def test_a_forgotten_threshold_still_needs_the_signatures_the_repository_pinned(world, keys, playbook):
+    src, digest = _one_signer_bundle(world, keys, 7)
+    before = snapshot(world["repo"])
+    lines = len(audit_entries(world))
+    proc = _ingest_without_trust(playbook, world, src, digest)
+    _assert_refused(
+        world, proc, before, lines, message="bundle has 1 of the 2 required signatures", step="signatures"
+    )
+    proc = _ingest_without_trust(playbook, world, src, digest, ingest_threshold=1)
+    _assert_refused(
+        world,
+        proc,
+        before,
+        lines + 1,
+        message="threshold 1 is lower than the 2 the policy",
+        step="signatures",
+    )
+
+
+def test_lowering_trust_for_one_bundle_is_an_audited_override(world, keys, playbook):
+    src, digest = _one_signer_bundle(world, keys, 7)
+    reason = "CHG-4711 signer2 travelling"
+    proc = _ingest_without_trust(playbook, world, src, digest, ingest_threshold=1, ingest_trust_reason=reason)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    last = audit_entries(world)[-1]
+    assert last["outcome"] == "accepted-override"
+    assert "trust lowered for this ingest by integration" in last["detail"]
+    assert reason in last["detail"]
+    policy = json.loads((world["repo"] / "trust.json").read_text())
+    assert policy["threshold"] == 2
+
+
+def test_setting_up_a_repository_records_its_trust_policy(world, keys, playbook):
+    repo = world["root"] / "repo-setup"
+    audit = world["root"] / "audit-setup.jsonl"
+    variables = {
+        "ingest_src": world["v2"]["tar"],
+        "ingest_sha256": world["v2"]["sha256"],
+        "ingest_repository": str(repo),
+        "ingest_audit_log": str(audit),
+        "ingest_trusted_key_files": keys["trusted"],
+        "ingest_threshold": 2,
+        "ingest_trust_setup": True,
+        "ingest_operator": "integration",
+    }
+    proc = playbook("ingest.yml", variables)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    with open(audit, encoding="utf-8") as handle:
+        events = [json.loads(line) for line in handle]
+    assert [(e["action"], e["outcome"]) for e in events] == [("trust", "established"), ("ingest", "accepted")]
+    policy = json.loads((repo / "trust.json").read_text())
+    assert policy["threshold"] == 2
+    assert sorted(policy["keys"]) == sorted(events[-1]["key_ids"])
+    again = playbook("ingest.yml", variables)
+    assert again.returncode == 0, again.stdout
+    assert "changed=0" in again.stdout

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import json
 import os
 from typing import Any, Dict, List, Optional, Tuple
 
+from ansible_collections.airgap.llm.plugins.module_utils import _json
 from ansible_collections.airgap.llm.plugins.module_utils._io import (
     FileError,
     Owner,
@@ -127,8 +127,12 @@ def plan_export(
     models_json_path = os.path.join(dest_store.root, MODELS_JSON)
     old_document = None
     if os.path.isfile(models_json_path):
-        with contextlib.suppress(ValueError, OSError, StoreError):
-            old_document = json.loads(read_small(models_json_path, 64 * 1024 * 1024, MODELS_JSON))
+        # An unreadable or non-strict models.json is simply rewritten.
+        with contextlib.suppress(_json.JSONError, OSError, StoreError):
+            limit = 64 * 1024 * 1024
+            old_document = _json.loads(
+                read_small(models_json_path, limit, MODELS_JSON), MODELS_JSON, limit=limit
+            )
     plan.json_changed = not (
         isinstance(old_document, dict)
         and old_document.get("format") == EXPORT_FORMAT
@@ -193,7 +197,7 @@ def apply_export(
         document = dict(plan.document, exported_at=stamp)
         atomic_write(
             os.path.join(dest_store.root, MODELS_JSON),
-            (json.dumps(document, indent=2, sort_keys=True) + "\n").encode(),
+            _json.dumps(document, indent=2),
         )
     record_blobs(dest_store, record, list(plan.layers))
     with contextlib.suppress(OSError, FileError):

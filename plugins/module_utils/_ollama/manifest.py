@@ -7,10 +7,9 @@
 from __future__ import annotations
 
 import hashlib
-import json
-import re
 from typing import Any, Dict, List, NamedTuple, Optional, Set, Tuple
 
+from ansible_collections.airgap.llm.plugins.module_utils import _json
 from ansible_collections.airgap.llm.plugins.module_utils._digest import is_sha256_digest
 from ansible_collections.airgap.llm.plugins.module_utils._ollama.errors import ManifestError
 
@@ -55,9 +54,6 @@ MANIFEST_MAX_BYTES = 4 * 1024 * 1024
 MANIFEST_MAX_DEPTH = 8
 """Deepest JSON nesting accepted; a real manifest nests 3 levels."""
 MANIFEST_MAX_LAYERS = 100000
-
-_JSON_STRING_RE = re.compile(r'"(?:[^"\\]|\\.)*"', re.S)
-_JSON_BRACKET_RE = re.compile(r"[\[\]{}]")
 
 
 class Layer(NamedTuple):
@@ -104,31 +100,6 @@ def manifest_digest(raw: bytes) -> str:
     return "sha256:" + hashlib.sha256(raw).hexdigest()
 
 
-def _json_depth(text: str) -> int:
-    stripped = _JSON_STRING_RE.sub("", text)
-    depth = deepest = 0
-    for match in _JSON_BRACKET_RE.finditer(stripped):
-        if match.group() in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        else:
-            depth -= 1
-    return deepest
-
-
-def _no_duplicates(pairs: List[Tuple[str, Any]]) -> Dict[str, Any]:
-    result: Dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise ValueError(f"duplicate key {key!r}")
-        result[key] = value
-    return result
-
-
-def _reject_constant(value: str) -> Any:
-    raise ValueError(f"{value} is not valid JSON")
-
-
 def _descriptor(model: str, where: str, label: str, value: Any, config: bool) -> Layer:
     if not isinstance(value, dict):
         raise ManifestError(model, where, f"{label} must be an object, got {type(value).__name__}")
@@ -172,21 +143,10 @@ def parse_manifest(raw: bytes, model: str = "?", where: str = "manifest") -> Man
     manifest and config media types, layer media types, ``sha256:<64 hex>`` digests,
     non-negative integer sizes, and that one digest never appears with two sizes.
     """
-    if len(raw) > MANIFEST_MAX_BYTES:
-        raise ManifestError(model, where, f"it is larger than {MANIFEST_MAX_BYTES} bytes")
     try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ManifestError(
-            model, where, f"it is not UTF-8 text ({exc.reason} at byte {exc.start})"
-        ) from None
-    depth = _json_depth(text)
-    if depth > MANIFEST_MAX_DEPTH:
-        raise ManifestError(model, where, f"JSON nested {depth} levels deep, more than {MANIFEST_MAX_DEPTH}")
-    try:
-        data = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
-    except (ValueError, RecursionError) as exc:
-        raise ManifestError(model, where, f"it is not valid JSON ({exc})") from None
+        data = _json.loads(raw, "it", limit=MANIFEST_MAX_BYTES, max_depth=MANIFEST_MAX_DEPTH)
+    except _json.JSONError as exc:
+        raise ManifestError(model, where, str(exc)) from None
     if not isinstance(data, dict):
         raise ManifestError(model, where, f"the top level must be a JSON object, got {type(data).__name__}")
     version = data.get("schemaVersion")

@@ -9,8 +9,15 @@ copied to numbered temporary files in a staging directory (or only hashed, in ch
 their SHA-256 is computed; small metadata members are kept in memory. Every entry that is not a
 plain regular file with a safe relative name is recorded as a problem and its data skipped:
 absolute paths, ``..`` or empty components, symbolic and hard links, devices, FIFOs, directories,
-global or sparse headers, and duplicate names. The caller decides, after the whole stream has been
-read (so that outer and chunk digests are complete), which check failed first.
+global or sparse headers, and duplicate names. The archive ends with its end-of-archive marker
+(two zero blocks) followed by nothing but zero padding: a header after a lone zero block, or any
+other data after the marker, is an error (``tar -i`` would read it as more members). The caller
+decides, after the whole stream has been read (so that outer and chunk digests are complete),
+which check failed first.
+
+Names and link targets from the archive enter a problem only through :func:`_errors.quote`
+(bounded, escaped); at most :data:`MAX_PROBLEMS` problems are kept (the rest are counted), and at
+most :data:`MAX_MEMORY_MEMBERS` members are kept in memory.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ import os
 import tarfile
 from typing import Callable, Dict, List, Optional
 
-from ansible_collections.airgap.llm.plugins.module_utils._errors import AirgapError
+from ansible_collections.airgap.llm.plugins.module_utils._errors import AirgapError, quote
 from ansible_collections.airgap.llm.plugins.module_utils._io import Writer
 from ansible_collections.airgap.llm.plugins.module_utils._transfer.stream import BackgroundHasher, PartsSource
 
@@ -34,6 +41,9 @@ __all__ = [
 
 BLOCKSIZE = 512
 MAX_PAX = 1 << 20
+MAX_PROBLEMS = 20
+MAX_MEMORY_MEMBERS = 64
+_ZERO_BLOCK = b"\x00" * BLOCKSIZE
 
 _TYPE_NAMES = {
     tarfile.SYMTYPE: "a symbolic link",
@@ -67,8 +77,15 @@ class ScanResult:
         self.files: Dict[str, StagedFile] = {}
         self.memory: Dict[str, bytes] = {}
         self.problems: List[str] = []
+        self.problem_count = 0
         self.archive_error: Optional[str] = None
         self.entries = 0
+
+    def problem(self, text: str) -> None:
+        """Record a problem (the first :data:`MAX_PROBLEMS` are kept, the others counted)."""
+        self.problem_count += 1
+        if len(self.problems) < MAX_PROBLEMS:
+            self.problems.append(text)
 
 
 def unsafe_name(name: str) -> Optional[str]:
@@ -115,6 +132,33 @@ def _parse_pax(data: bytes) -> Dict[str, str]:
 
 def _padding(size: int) -> int:
     return (-size) % BLOCKSIZE
+
+
+def _end_of_archive(source: PartsSource) -> None:
+    """After a zero block: the second zero block, then nothing but zero padding to the end."""
+    offset = source.offset - BLOCKSIZE
+    second = source.read_exact(BLOCKSIZE)
+    if len(second) < BLOCKSIZE:
+        raise ArchiveError(
+            f"a lone zero block at offset {offset} ends the archive without the end-of-archive marker "
+            "(two zero blocks): the archive is truncated"
+        )
+    if second != _ZERO_BLOCK:
+        raise ArchiveError(
+            f"a header follows a lone zero block at offset {offset}: tar -i would read more members there "
+            "than this reader does"
+        )
+    while True:
+        start = source.offset
+        view = source.read(source.block)
+        if not len(view):
+            return
+        data = bytes(view)
+        if data.count(0) != len(data):
+            where = start + len(data) - len(data.lstrip(b"\x00"))
+            raise ArchiveError(
+                f"data follows the end-of-archive marker at offset {where}: only zero padding may follow it"
+            )
 
 
 def _skip(source: PartsSource, size: int) -> None:
@@ -170,13 +214,14 @@ def scan(
                 raise ArchiveError("archive ends without the end-of-archive marker (truncated)")
             if len(header) < BLOCKSIZE:
                 raise ArchiveError("archive ends inside a header (truncated)")
-            if header == b"\x00" * BLOCKSIZE:
+            if header == _ZERO_BLOCK:
+                _end_of_archive(source)
                 break
             try:
                 info = tarfile.TarInfo.frombuf(header, "utf-8", "surrogateescape")
             except tarfile.HeaderError as exc:
                 raise ArchiveError(
-                    f"invalid tar header at offset {source.offset - BLOCKSIZE}: {exc}"
+                    f"invalid tar header at offset {source.offset - BLOCKSIZE}: {quote(str(exc))}"
                 ) from None
             size = info.size
             if info.type == tarfile.XHDTYPE:
@@ -200,7 +245,9 @@ def scan(
                 try:
                     size = int(pax["size"])
                 except ValueError:
-                    raise ArchiveError(f"pax size of {name} is not a number") from None
+                    raise ArchiveError(f"pax size of {quote(name)} is not a number") from None
+                if size < 0:
+                    raise ArchiveError(f"pax size of {quote(name)} is negative") from None
             sparse = any(k.startswith("GNU.sparse") for k in pax)
             pax = {}
             long_name = None
@@ -211,20 +258,25 @@ def scan(
                 if problem is None and (name in result.files or name in result.memory):
                     problem = "is a duplicate entry"
             else:
-                what = _TYPE_NAMES.get(info.type, f"of unsupported type {info.type!r}")
+                what = _TYPE_NAMES.get(info.type, f"of unsupported type {quote(info.type)}")
                 if sparse:
                     what = "a sparse file"
                 problem = f"is {what}"
                 if info.type in (tarfile.SYMTYPE, tarfile.LNKTYPE):
-                    problem += f" (to {info.linkname!r})"
+                    problem += f" (to {quote(info.linkname)})"
             if problem is not None:
-                result.problems.append(f"archive entry {name!r} {problem}")
+                result.problem(f"archive entry {quote(name)} {problem}")
                 _skip(source, size + _padding(size))
                 continue
             limit = keep_in_memory(name)
             if limit:
-                if size > limit:
-                    result.problems.append(f"archive entry {name!r} is {size} bytes, more than {limit}")
+                if size > limit or len(result.memory) >= MAX_MEMORY_MEMBERS:
+                    why = (
+                        f"is {size} bytes, more than {limit}"
+                        if size > limit
+                        else f"is one metadata member too many (at most {MAX_MEMORY_MEMBERS})"
+                    )
+                    result.problem(f"archive entry {quote(name)} {why}")
                     _skip(source, size + _padding(size))
                     continue
                 data = source.read_exact(size)

@@ -9,36 +9,52 @@ background thread while :func:`extract.scan` stages each regular member under a 
 ``tmp/`` and hashes it. Then the checks run in this order, and the first failure refuses the
 bundle: 1 outer digest, 2 chunks, 3 signatures (k of n trusted keys), 4 version newer than the last
 one of the channel, 5 not expired, 6 every artifact digest and size, 7 safe extraction (nothing
-unsafe, duplicated or unlisted). A refusal removes the staging directory, so the repository and
-its ``current`` pointer stay exactly as they were, and appends a refusal event to the audit log.
+unsafe, duplicated, unlisted or otherwise not covered by a check). A refusal removes the staging
+directory, so the repository and its ``current`` pointer stay exactly as they were, and appends
+a refusal event to the audit log: nothing else is written for a refused bundle.
+
+Signatures are checked against the repository's trust policy (:mod:`trust`): the keys and the
+threshold recorded when the repository was set up. A first ingest into a repository without a
+policy records the keys and threshold it was given explicitly; a later ingest asking for less is
+refused unless it carries an override reason, which the audit log keeps with the operator's name.
+
+Accepting a bundle is one ordered transaction under the repository lock: a journal naming
+everything the ingest will write, the new blobs, the bundle's metadata and the new state
+directory, then the ``accepted`` event, durable in the audit log, and only then the switch of
+``current``; last the journal goes. When the event cannot be written, or ``current`` cannot be
+switched, what was written is removed again and the message says which state is served. An
+ingest that was interrupted (a crash, a kill) is finished or undone by the next one, before
+anything else and under the same lock, from its journal; staging left in ``tmp/`` is removed;
+both are recorded in the audit log (action ``recover``). State numbers continue after the highest
+in ``states/``, even when ``current`` was pointed back at an older state.
+
+Every value from the media that enters a message or an audit event is quoted, escaped and
+bounded (:func:`_errors.quote`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime
-import json
 import os
 import re
 import shutil
 import tempfile
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from ansible_collections.airgap.llm.plugins.module_utils import _json
 from ansible_collections.airgap.llm.plugins.module_utils._digest import is_sha256_hex, sha256_file
-from ansible_collections.airgap.llm.plugins.module_utils._errors import AirgapError
+from ansible_collections.airgap.llm.plugins.module_utils._errors import AirgapError, quote
 from ansible_collections.airgap.llm.plugins.module_utils._io import FileError
 from ansible_collections.airgap.llm.plugins.module_utils._transfer import audit as _audit
 from ansible_collections.airgap.llm.plugins.module_utils._transfer.extract import ScanResult, scan
 from ansible_collections.airgap.llm.plugins.module_utils._transfer.repo import (
     INDEX_FORMAT,
     STATE_FORMAT,
+    RepoError,
     Repository,
 )
-from ansible_collections.airgap.llm.plugins.module_utils._transfer.sign import (
-    SignError,
-    load_public_key,
-    verify_threshold,
-)
+from ansible_collections.airgap.llm.plugins.module_utils._transfer.sign import SignError, verify_threshold
 from ansible_collections.airgap.llm.plugins.module_utils._transfer.spec import (
     MANIFEST,
     MAX_MANIFEST,
@@ -46,10 +62,16 @@ from ansible_collections.airgap.llm.plugins.module_utils._transfer.spec import (
     SIG_DIR,
     BundleError,
     format_time,
+    parse_manifest,
     parse_time,
-    validate_manifest,
 )
 from ansible_collections.airgap.llm.plugins.module_utils._transfer.stream import PartsSource, StreamError
+from ansible_collections.airgap.llm.plugins.module_utils._transfer.trust import (
+    Trust,
+    TrustError,
+    load_policy,
+    save_policy,
+)
 
 __all__ = ["STEPS", "IngestError", "IngestOptions", "Refused", "Verified", "ingest"]
 
@@ -71,7 +93,13 @@ class IngestError(AirgapError):
 
 
 class IngestOptions:
-    """The options of one ``bundle_ingest`` task."""
+    """The options of one ``bundle_ingest`` task.
+
+    ``trusted_keys`` and ``threshold`` may be left out (empty, None): the repository's trust policy
+    is used. Given, they must ask for at least as much as the policy, unless
+    ``trust_override_reason`` says why not (audited). Into a repository without a policy they must
+    both be given, and are recorded as its policy.
+    """
 
     def __init__(
         self,
@@ -79,10 +107,11 @@ class IngestOptions:
         src: str,
         sha256: str,
         repository: str,
-        trusted_keys: Sequence[str],
-        threshold: int,
         audit_log: str,
         operator: str,
+        trusted_keys: Sequence[str] = (),
+        threshold: Optional[int] = None,
+        trust_override_reason: Optional[str] = None,
         allow_rollback: bool = False,
         override_reason: Optional[str] = None,
         verify_reused: bool = False,
@@ -92,8 +121,9 @@ class IngestOptions:
         self.src = src
         self.sha256 = sha256
         self.repository = repository
-        self.trusted_keys = list(trusted_keys)
+        self.trusted_keys = list(trusted_keys or ())
         self.threshold = threshold
+        self.trust_override_reason = trust_override_reason
         self.audit_log = audit_log
         self.operator = operator
         self.allow_rollback = allow_rollback
@@ -103,8 +133,27 @@ class IngestOptions:
         self.now = now
 
 
+class TrustUse:
+    """The trust one ingest checks signatures against, and how it relates to the recorded policy."""
+
+    def __init__(self, trust: Trust, *, establish: bool, override: Optional[str]) -> None:
+        self.trust = trust
+        self.establish = establish
+        self.override = override
+
+    def note(self) -> Optional[str]:
+        """What the audit event says about trust (None when the policy was used as recorded)."""
+        if self.establish:
+            return f"trust policy recorded by this first ingest: {self.trust.describe()}"
+        return self.override
+
+
 def _read_listing(path: str) -> List[Tuple[str, str]]:
-    """``sha256sum`` lines (digest, plain file name) from a small file on the media."""
+    """``sha256sum`` lines (digest, plain file name) from a small file on the media.
+
+    A name must be printable, without ``/``, not hidden and at most 255 characters, so that
+    messages can show it as it is.
+    """
     try:
         with open(path, encoding="utf-8") as handle:
             text = handle.read(1 << 20)
@@ -116,8 +165,19 @@ def _read_listing(path: str) -> List[Tuple[str, str]]:
             continue
         parts = line.split(None, 1)
         name = parts[1].strip().lstrip("*") if len(parts) == 2 else ""
-        if len(parts) != 2 or not is_sha256_hex(parts[0]) or not name or "/" in name or name.startswith("."):
-            raise IngestError(f"{path} line {number} is not '<sha256>  <file name>'")
+        if (
+            len(parts) != 2
+            or not is_sha256_hex(parts[0])
+            or not name
+            or "/" in name
+            or name.startswith(".")
+            or len(name) > 255
+            or not name.isprintable()
+        ):
+            raise IngestError(
+                f"{path} line {number} is not '<sha256>  <file name>' (got {quote(line)}); copy it again "
+                "from the media"
+            )
         rows.append((parts[0], name))
     return rows
 
@@ -145,16 +205,44 @@ def _parts(options: IngestOptions) -> Tuple[List[str], Optional[List[str]]]:
     raise IngestError(f"{src} does not exist (nor {os.path.basename(chunks_file)}); check src")
 
 
-def _trusted(options: IngestOptions) -> List[Any]:
-    keys = []
-    for index, pem in enumerate(options.trusted_keys):
-        try:
-            keys.append(load_public_key(pem, f"trusted_keys[{index}]"))
-        except SignError as exc:
-            raise IngestError(str(exc)) from None
-    if not keys:
-        raise IngestError("trusted_keys is empty: pin the public keys of the bundle signers")
-    return keys
+def _trust(options: IngestOptions, repo: Repository) -> TrustUse:
+    """The trust this ingest uses: the policy, stricter, or weaker with an audited override."""
+    try:
+        policy = load_policy(repo.trust_path)
+        if policy is None:
+            if not options.trusted_keys or options.threshold is None:
+                raise IngestError(
+                    f"repository {repo.root} has no trust policy yet: record the pinned signer keys and the "
+                    "threshold with airgap.llm.repo_trust, or give both trusted_keys and threshold "
+                    "explicitly "
+                    "on this first ingest (they are recorded as the policy, and audited)"
+                )
+            trust = Trust.from_pems(options.trusted_keys, options.threshold, "trusted_keys")
+            return TrustUse(trust, establish=True, override=None)
+        pems = options.trusted_keys or [policy.pems[kid] for kid in policy.key_ids]
+        threshold = policy.threshold if options.threshold is None else options.threshold
+        trust = Trust.from_pems(
+            pems, threshold, "trusted_keys" if options.trusted_keys else "the policy's keys"
+        )
+    except TrustError as exc:
+        raise IngestError(str(exc)) from None
+    weaker = trust.weaker_than(policy)
+    if not weaker:
+        return TrustUse(trust, establish=False, override=None)
+    if not options.trust_override_reason:
+        raise Refused(
+            "signatures",
+            f"this ingest asks for less trust than the repository's policy ({policy.describe()}): "
+            f"{'; '.join(weaker)}. Leave trusted_keys and threshold out to use the policy; only if trust "
+            "must "
+            "be lowered for this one bundle, rerun with trust_override_reason (audited with your name); to "
+            "change the policy for good, use airgap.llm.repo_trust",
+        )
+    override = (
+        f"trust lowered for this ingest by {options.operator} ({'; '.join(weaker)}; used {trust.describe()}, "
+        f"policy {policy.describe()}): {options.trust_override_reason}"
+    )
+    return TrustUse(trust, establish=False, override=override)
 
 
 def _keep_in_memory(name: str) -> int:
@@ -208,9 +296,7 @@ def _check_digests(
         )
 
 
-def _check_signatures(
-    options: IngestOptions, result: ScanResult, trusted: List[Any]
-) -> Tuple[bytes, List[str]]:
+def _check_signatures(result: ScanResult, trust: Trust) -> Tuple[bytes, List[str]]:
     raw = result.memory.get(MANIFEST)
     if raw is None:
         why = f" ({result.archive_error})" if result.archive_error else ""
@@ -221,7 +307,7 @@ def _check_signatures(
         if match:
             signatures[match.group(1)] = data
     try:
-        key_ids = verify_threshold(raw, signatures, trusted, options.threshold)
+        key_ids = verify_threshold(raw, signatures, list(trust.keys.values()), trust.threshold)
     except SignError as exc:
         raise Refused("signatures", str(exc)) from None
     return raw, key_ids
@@ -229,20 +315,22 @@ def _check_signatures(
 
 def _parse_manifest(raw: bytes, key_ids: List[str]) -> Dict[str, Any]:
     try:
-        doc = json.loads(raw.decode("utf-8"))
-        return validate_manifest(doc)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise Refused("signatures", f"bundle.json is signed but not valid: {exc}", key_ids) from None
+        return parse_manifest(raw)
     except BundleError as exc:
-        raise Refused("signatures", f"bundle.json is signed but not valid: {exc}", key_ids) from None
+        raise Refused(
+            "signatures",
+            f"bundle.json is signed but not valid: {exc}. Do not use this bundle; ask the low side to build "
+            "it again with this collection's bundle_build",
+            key_ids,
+        ) from None
 
 
 def _check_version(
-    options: IngestOptions, manifest: Dict[str, Any], state: Dict[str, Any], key_ids: List[str]
+    options: IngestOptions, manifest: Dict[str, Any], high_water: Dict[str, int], key_ids: List[str]
 ) -> bool:
     """True when the version check passed only thanks to the audited override."""
     channel = manifest["channel"]
-    last = state.get("high_water", {}).get(channel)
+    last = high_water.get(channel)
     if last is None or manifest["version"] > last:
         return False
     what = "an older" if manifest["version"] < last else "the same"
@@ -281,7 +369,7 @@ def _check_files(
             if have != size:
                 raise Refused(
                     "artifact digests",
-                    f"{path} was left out of this differential bundle, but the repository "
+                    f"{quote(path)} was left out of this differential bundle, but the repository "
                     + ("does not hold it" if have is None else f"holds {have} bytes, not {size}")
                     + f" (sha256 {digest}); build a full bundle, or a differential one from an inventory "
                     "exported from this repository",
@@ -292,7 +380,8 @@ def _check_files(
                 if actual != digest:
                     raise Refused(
                         "artifact digests",
-                        f"repository blob {digest} (needed by {path}) hashes to {actual}: the repository "
+                        f"repository blob {digest} (needed by {quote(path)}) hashes to {actual}: the "
+                        "repository "
                         "is damaged; restore that blob from backup or ingest a full bundle",
                         key_ids,
                     )
@@ -300,30 +389,46 @@ def _check_files(
         staged = result.files.get(path)
         if staged is None:
             raise Refused(
-                "artifact digests", f"bundle.json lists {path} but the archive does not hold it", key_ids
+                "artifact digests",
+                f"bundle.json lists {quote(path)} but the archive does not hold it",
+                key_ids,
             )
         if staged.size != size or staged.sha256 != digest:
             raise Refused(
                 "artifact digests",
-                f"{path}: sha256 {staged.sha256} and {staged.size} bytes, bundle.json says {digest} and "
+                f"{quote(path)}: sha256 {staged.sha256} and {staged.size} bytes, bundle.json says {digest} "
+                "and "
                 f"{size} bytes: the artifact was altered or damaged; do not use this bundle",
                 key_ids,
             )
 
 
 def _check_extraction(manifest: Dict[str, Any], result: ScanResult, key_ids: List[str]) -> None:
+    """Every member must be covered by a check: listed (digest checked), bundle.json, a verified signature."""
     problems = list(result.problems)
+    count = result.problem_count
     listed = {e["path"] for e in manifest["files"] if not e["omitted"]}
     for name in result.files:
         if name not in listed:
-            problems.append(f"archive entry {name!r} is not listed in bundle.json")
+            problems.append(f"archive entry {quote(name)} is not listed in bundle.json")
+            count += 1
     for name in result.memory:
-        if name != MANIFEST and not SIG_RE.match(name):
-            problems.append(f"archive entry {name!r} is not listed in bundle.json")
+        match = SIG_RE.match(name)
+        if match and match.group(1) not in key_ids:
+            problems.append(
+                f"archive entry {quote(name)} is a signature by key {match.group(1)}, which is not trusted "
+                "here, so no check covers it (pin that key with airgap.llm.repo_trust, or have the low side "
+                "leave its signature out)"
+            )
+            count += 1
+        elif name != MANIFEST and not match:
+            problems.append(f"archive entry {quote(name)} is not listed in bundle.json")
+            count += 1
     if result.archive_error:
         problems.append(f"the archive is damaged: {result.archive_error}")
+        count += 1
     if problems:
-        more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+        more = f" (and {count - 1} more problems)" if count > 1 else ""
         raise Refused(
             "extraction",
             f"{problems[0]}{more}; nothing was extracted. The bundle was tampered with or built by "
@@ -374,6 +479,9 @@ def _new_state(
     index: Dict[str, Any],
     manifest: Dict[str, Any],
     *,
+    seq: int,
+    previous: Optional[str],
+    high_water: Dict[str, int],
     outer: str,
     meta_rel: str,
     now: str,
@@ -381,17 +489,16 @@ def _new_state(
     channel = manifest["channel"]
     channels = dict(state.get("channels", {}))
     channels[channel] = {"version": manifest["version"], "sha256": outer, "bundle": meta_rel}
-    high = dict(state.get("high_water", {}))
+    high = dict(high_water)
     high[channel] = max(manifest["version"], high.get(channel, 0))
-    target_prev = f"states/{state['seq']:06d}" if state.get("seq") else None
     new_state = {
         "format": STATE_FORMAT,
-        "seq": state.get("seq", 0) + 1,
+        "seq": seq,
         "created": now,
         "bundle": channels[channel],
         "channels": channels,
         "high_water": high,
-        "previous": target_prev,
+        "previous": previous,
     }
     artifacts = {name: dict(versions) for name, versions in index.get("artifacts", {}).items()}
     for art in manifest["artifacts"]:
@@ -406,10 +513,12 @@ def _already_ingested(state: Dict[str, Any], sha256: str) -> Optional[Dict[str, 
     return None
 
 
-def _record(options: IngestOptions, outcome: str, detail: str, key_ids: Sequence[str]) -> Dict[str, Any]:
+def _record(
+    options: IngestOptions, outcome: str, detail: str, key_ids: Sequence[str], action: str = "ingest"
+) -> Dict[str, Any]:
     return _audit.append(
         options.audit_log,
-        action="ingest",
+        action=action,
         outcome=outcome,
         operator=options.operator,
         bundle_sha256=options.sha256,
@@ -418,10 +527,52 @@ def _record(options: IngestOptions, outcome: str, detail: str, key_ids: Sequence
     )
 
 
+def _recovery_plan(repo: Repository) -> Tuple[Optional[Dict[str, Any]], List[str]]:
+    """What an interrupted run left: its journal (or None) and the staging leftovers."""
+    return repo.read_journal(), repo.leftovers()
+
+
+def _recover(options: IngestOptions, repo: Repository) -> List[str]:
+    """Finish or undo an interrupted ingest and remove staging leftovers; audit what was done."""
+    journal, leftovers = _recovery_plan(repo)
+    done: List[str] = []
+    if journal is not None:
+        what = f"the interrupted ingest of bundle {journal['bundle_sha256']}"
+        if repo.current_target() == journal["state"]:
+            done.append(f"{what} had made {journal['state']} current: finished it (journal removed)")
+        else:
+            removed = repo.undo(journal)
+            served = repo.current_target() or "no state"
+            done.append(
+                f"{what} never made {journal['state']} current: undid it (removed "
+                f"{', '.join(removed) or 'nothing left'}); the repository serves {served}"
+            )
+        repo.remove_journal()
+    for rel in leftovers:
+        repo.remove(rel)
+    if leftovers:
+        shown = ", ".join(leftovers[:10]) + (
+            f" and {len(leftovers) - 10} more" if len(leftovers) > 10 else ""
+        )
+        done.append(f"removed staging left by an interrupted run: {shown}")
+    if done:
+        _audit.append(
+            options.audit_log,
+            action="recover",
+            outcome="cleaned",
+            operator=options.operator,
+            detail="; ".join(done),
+        )
+    return done
+
+
 def _verify(
-    options: IngestOptions, repo: Repository, state: Dict[str, Any], stage: Optional[str]
+    options: IngestOptions,
+    repo: Repository,
+    high_water: Dict[str, int],
+    stage: Optional[str],
+    trust: Trust,
 ) -> Tuple[Verified, bool]:
-    trusted = _trusted(options)
     sha_file = options.src + ".sha256"
     if os.path.isfile(sha_file):
         rows = _read_listing(sha_file)
@@ -447,65 +598,190 @@ def _verify(
     except StreamError as exc:
         raise IngestError(str(exc)) from None
     _check_digests(options, expected_parts, parts, digests)
-    raw, key_ids = _check_signatures(options, result, trusted)
+    raw, key_ids = _check_signatures(result, trust)
     manifest = _parse_manifest(raw, key_ids)
-    override = _check_version(options, manifest, state, key_ids)
+    override = _check_version(options, manifest, high_water, key_ids)
     _check_expiry(options, manifest, key_ids)
     _check_files(options, repo, manifest, result, key_ids)
     _check_extraction(manifest, result, key_ids)
     return Verified(manifest, raw, key_ids, result), override
 
 
-def _commit(
-    options: IngestOptions, repo: Repository, state: Dict[str, Any], verified: Verified, override: bool
-) -> Dict[str, Any]:
-    manifest = verified.manifest
-    stored = reused = 0
-    stored_bytes = 0
-    for entry in manifest["files"]:
-        if entry["omitted"]:
-            reused += 1
-            continue
-        staged = verified.scan.files[entry["path"]]
-        if (
-            staged.tmp_path
-            and os.path.exists(staged.tmp_path)
-            and repo.store_blob(staged.tmp_path, entry["sha256"])
-        ):
-            stored += 1
-            stored_bytes += entry["size"]
-        else:
-            reused += 1
-    now = _audit.utc_now()
+def _meta(
+    options: IngestOptions, verified: Verified, override: bool, use: TrustUse, now: str
+) -> Dict[str, bytes]:
     meta: Dict[str, bytes] = {MANIFEST: verified.raw}
     for name, data in verified.scan.memory.items():
-        if SIG_RE.match(name):
+        match = SIG_RE.match(name)
+        if match and match.group(1) in verified.key_ids:
             meta[name] = data
-    meta["ingest.json"] = (
-        json.dumps(
-            {
-                "bundle_sha256": options.sha256,
-                "ingested_at": now,
-                "operator": options.operator,
-                "key_ids": verified.key_ids,
-                "override_reason": options.override_reason if override else None,
-            },
-            indent=1,
-            sort_keys=True,
-        )
-        + "\n"
-    ).encode("utf-8")
-    meta_rel = repo.write_bundle_meta(manifest["channel"], manifest["version"], options.sha256, meta)
-    new_state, new_index = _new_state(
-        state, repo.index(), manifest, outer=options.sha256, meta_rel=meta_rel, now=now
+    meta["ingest.json"] = _json.dumps(
+        {
+            "bundle_sha256": options.sha256,
+            "ingested_at": now,
+            "operator": options.operator,
+            "key_ids": verified.key_ids,
+            "override_reason": options.override_reason if override else None,
+            "trust": use.note(),
+        }
     )
-    target = repo.commit_state(new_state, new_index)
+    return meta
+
+
+def _trust_result(use: TrustUse) -> Dict[str, Any]:
     return {
-        "state": new_state["seq"],
-        "current": target,
+        "key_ids": use.trust.key_ids,
+        "threshold": use.trust.threshold,
+        "recorded": use.establish,
+        "override": use.override is not None,
+    }
+
+
+class _Transaction:
+    """The writes of one accepted ingest, in order, with the journal that lets them be undone."""
+
+    def __init__(self, repo: Repository, journal: Dict[str, Any]) -> None:
+        self.repo = repo
+        self.journal = journal
+
+    def undo(self) -> str:
+        """Remove what was written; returns a sentence for the message (what is served now)."""
+        served = self.repo.current_target() or "no state (the repository is empty)"
+        try:
+            self.repo.undo(self.journal)
+            self.repo.remove_journal()
+        except (OSError, RepoError) as exc:
+            return (
+                f"undoing its writes failed too ({exc}); the repository still serves {served}, and the next "
+                "ingest finishes the clean-up from journal.json"
+            )
+        return f"everything it wrote was removed; the repository still serves {served}"
+
+
+def _commit(
+    options: IngestOptions,
+    repo: Repository,
+    *,
+    state: Dict[str, Any],
+    index: Dict[str, Any],
+    high_water: Dict[str, int],
+    verified: Verified,
+    override: bool,
+    use: TrustUse,
+) -> Dict[str, Any]:
+    manifest = verified.manifest
+    now = _audit.utc_now()
+    previous = repo.current_target()
+    seqs = repo.state_seqs()
+    seq = (seqs[-1] if seqs else 0) + 1
+    meta_rel = repo.bundle_meta_rel(manifest["channel"], manifest["version"], options.sha256)
+    new_state, new_index = _new_state(
+        state,
+        index,
+        manifest,
+        seq=seq,
+        previous=previous,
+        high_water=high_water,
+        outer=options.sha256,
+        meta_rel=meta_rel,
+        now=now,
+    )
+    stored = reused = stored_bytes = 0
+    new_blobs: List[str] = []
+    for entry in manifest["files"]:
+        if (
+            not entry["omitted"]
+            and not os.path.lexists(repo.blob_path(entry["sha256"]))
+            and entry["sha256"] not in new_blobs
+        ):
+            new_blobs.append(entry["sha256"])
+    state_rel = f"states/{seq:06d}"
+    transaction = _Transaction(
+        repo,
+        {
+            "bundle_sha256": options.sha256,
+            "started": now,
+            "state": state_rel,
+            "previous": previous,
+            "bundle": meta_rel,
+            "bundle_new": not os.path.isdir(os.path.join(repo.root, meta_rel)),
+            "blobs": new_blobs,
+            "trust_new": use.establish,
+        },
+    )
+    repo.write_journal(transaction.journal)
+    try:
+        for entry in manifest["files"]:
+            staged = verified.scan.files.get(entry["path"])
+            if (
+                entry["omitted"]
+                or staged is None
+                or not staged.tmp_path
+                or not os.path.exists(staged.tmp_path)
+            ):
+                reused += 1
+            elif repo.store_blob(staged.tmp_path, entry["sha256"]):
+                stored += 1
+                stored_bytes += entry["size"]
+            else:
+                reused += 1
+        repo.sync_blobs()
+        if use.establish:
+            save_policy(
+                repo.trust_path, use.trust, recorded_at=now, recorded_by=options.operator, reason=None
+            )
+        repo.write_bundle_meta(meta_rel, _meta(options, verified, override, use, now))
+        repo.write_state(new_state, new_index)
+    except (OSError, AirgapError) as exc:
+        raise IngestError(f"filing the bundle failed ({exc}); {transaction.undo()}") from None
+    served = f"{state_rel} (was {previous or 'empty'})"
+    detail = f"channel {manifest['channel']} version {manifest['version']} accepted; current -> {served}"
+    if previous is not None and seqs and previous != f"states/{seqs[-1]:06d}":
+        detail += (
+            f"; current pointed at {previous}, older than the newest state states/{seqs[-1]:06d} (a "
+            "rollback): "
+            f"numbering continues at {state_rel}, high-water marks kept"
+        )
+    if override:
+        detail += f"; version check overridden: {options.override_reason}"
+    if use.note():
+        detail += f"; {use.note()}"
+    outcome = "accepted-override" if override or use.override else "accepted"
+    try:
+        entry = _record(options, outcome, detail, verified.key_ids)
+    except (OSError, AirgapError) as exc:
+        raise IngestError(
+            f"the accepted event could not be written to the audit log ({exc}), so the bundle was not made "
+            f"current: {transaction.undo()}"
+        ) from None
+    try:
+        repo.switch_current(state_rel)
+    except OSError as exc:
+        tail = transaction.undo()
+        with contextlib.suppress(OSError, AirgapError):
+            _record(
+                options,
+                "failed",
+                f"{state_rel} could not be made current ({exc.strerror}); the accepted event "
+                f"{entry['hash']} did not take effect: {tail}",
+                verified.key_ids,
+            )
+        raise IngestError(f"{state_rel} could not be made current ({exc.strerror}): {tail}") from None
+    except RepoError as exc:
+        raise IngestError(str(exc)) from None
+    # current has moved: a journal that cannot be removed now is finished by the next ingest.
+    with contextlib.suppress(OSError):
+        repo.remove_journal()
+    return {
+        "state": seq,
+        "current": state_rel,
         "stored_blobs": stored,
         "reused_blobs": reused,
         "stored_bytes": stored_bytes,
+        "audit_hash": entry["hash"],
+        "trust": _trust_result(use),
+        "msg": f"bundle {options.sha256} accepted: channel {manifest['channel']} version "
+        f"{manifest['version']}; the repository serves {state_rel}",
     }
 
 
@@ -513,16 +789,32 @@ def ingest(options: IngestOptions, check_mode: bool = False) -> Dict[str, Any]:
     """Verify and file away one bundle. Raises :class:`Refused` (audited) or :class:`IngestError`."""
     if not is_sha256_hex(options.sha256):
         raise IngestError("sha256 (the digest given out of band) must be 64 lower-case hex digits")
-    if options.threshold < 1:
+    if options.threshold is not None and options.threshold < 1:
         raise IngestError("threshold must be at least 1")
     if options.allow_rollback and not options.override_reason:
         raise IngestError("allow_rollback needs override_reason (it is written to the audit log)")
     repo = Repository(options.repository)
     result: Dict[str, Any] = {"changed": False, "bundle_sha256": options.sha256, "repository": repo.root}
+    if not repo.exists() and (not options.trusted_keys or options.threshold is None):
+        message = (
+            f"repository {repo.root} does not exist yet and has no trust policy: record the pinned signer "
+            "keys "
+            "and the threshold with airgap.llm.repo_trust first, or give both trusted_keys and threshold "
+            "explicitly on this first ingest (they are recorded as the policy, and audited)"
+        )
+        if not check_mode:
+            _record(options, "failed", message, [])
+        raise IngestError(message)
     if not check_mode:
         repo.init()
     lock = repo.lock(options.lock_timeout) if repo.exists() else contextlib.nullcontext()
     with lock:
+        if check_mode:
+            journal, leftovers = _recovery_plan(repo) if repo.exists() else (None, [])
+            pending = [f"would finish or undo the ingest of {journal['bundle_sha256']}"] if journal else []
+            result["recovered"] = pending + [f"would remove {rel}" for rel in leftovers]
+        else:
+            result["recovered"] = _recover(options, repo)
         state = repo.state()
         known = _already_ingested(state, options.sha256)
         if known is not None:
@@ -531,14 +823,25 @@ def ingest(options: IngestOptions, check_mode: bool = False) -> Dict[str, Any]:
             result["msg"] = f"bundle {options.sha256} is already ingested (channel {known['channel']})"
             return result
         stage = None if check_mode else tempfile.mkdtemp(prefix="ingest-", dir=repo.tmp)
+        use: Optional[TrustUse] = None
         try:
             try:
-                verified, override = _verify(options, repo, state, stage)
+                use = _trust(options, repo)
+                high_water = repo.high_water()
+                index = repo.index()
+                verified, override = _verify(options, repo, high_water, stage, use.trust)
             except Refused as exc:
                 if not check_mode:
-                    entry = _record(options, "refused", str(exc), exc.key_ids)
+                    detail = str(exc)
+                    if use is not None and use.note():
+                        detail += f" ({use.note()})"
+                    entry = _record(options, "refused", detail, exc.key_ids)
                     exc.audit_hash = entry["hash"]  # type: ignore[attr-defined]
                 raise
+            except RepoError as exc:
+                if not check_mode:
+                    _record(options, "failed", str(exc), [])
+                raise IngestError(str(exc)) from None
             except IngestError as exc:
                 if not check_mode:
                     _record(options, "failed", str(exc), [])
@@ -557,16 +860,24 @@ def ingest(options: IngestOptions, check_mode: bool = False) -> Dict[str, Any]:
                 override=override,
             )
             if check_mode:
+                result["trust"] = _trust_result(use)
+                result["msg"] = (
+                    f"bundle {options.sha256} passed every check (check mode: nothing was written); channel "
+                    f"{manifest['channel']} version {manifest['version']}"
+                )
                 return result
-            result.update(_commit(options, repo, state, verified, override))
-            detail = f"channel {manifest['channel']} version {manifest['version']} is current"
-            detail += f" ({result['current']})"
-            if override:
-                detail += f"; version check overridden: {options.override_reason}"
-            entry = _record(
-                options, "accepted-override" if override else "accepted", detail, verified.key_ids
+            result.update(
+                _commit(
+                    options,
+                    repo,
+                    state=state,
+                    index=index,
+                    high_water=high_water,
+                    verified=verified,
+                    override=override,
+                    use=use,
+                )
             )
-            result["audit_hash"] = entry["hash"]
             return result
         finally:
             if stage is not None:

@@ -11,37 +11,62 @@ Layout (everything below ``root``)::
     states/<seq>/state.json                channels (last version, bundle digest), high-water marks
     states/<seq>/index.json                logical name -> version -> files (path, sha256, size, blob)
     current -> states/<seq>                the one commit point, switched with rename(2)
+    trust.json                             the trust policy: pinned keys and threshold (see trust.py)
+    journal.json                           what a running ingest writes, until current has moved
     tmp/                                   staging of running ingests (same file system)
     .lock                                  flock held by ingest
 
 A new state is a new directory; ``current`` is a symlink replaced atomically. Earlier states and
-bundle metadata stay, so a later rollback only has to point ``current`` back (keeping the
-high-water marks, so that a rolled-back repository still refuses replays).
+bundle metadata stay, so a later rollback only has to point ``current`` back. A new state takes
+the number after the highest in ``states/`` (whatever ``current`` points at) and the high-water
+marks of every state, so that a rolled-back repository still refuses replays.
+
+Every JSON document here is read with the strict reader and checked field by field before use;
+a damaged one is named with what to do.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
+import re
+import shutil
 import stat
-from typing import Any, Dict, Iterator, Optional
+from typing import Any, Dict, Iterator, List, Optional
 
+from ansible_collections.airgap.llm.plugins.module_utils import _json
 from ansible_collections.airgap.llm.plugins.module_utils._digest import is_sha256_hex
-from ansible_collections.airgap.llm.plugins.module_utils._errors import AirgapError
+from ansible_collections.airgap.llm.plugins.module_utils._errors import AirgapError, describe
 from ansible_collections.airgap.llm.plugins.module_utils._io import (
+    FileError,
     LockTimeout,
     atomic_write,
     flock,
     fsync_dir,
 )
 
-__all__ = ["INDEX_FORMAT", "INVENTORY_FORMAT", "STATE_FORMAT", "RepoError", "Repository"]
+__all__ = [
+    "INDEX_FORMAT",
+    "INVENTORY_FORMAT",
+    "JOURNAL_FORMAT",
+    "STATE_FORMAT",
+    "RepoError",
+    "Repository",
+]
 
 STATE_FORMAT = "airgap.llm.repo-state"
 INDEX_FORMAT = "airgap.llm.repo-index"
 INVENTORY_FORMAT = "airgap.llm.inventory"
+JOURNAL_FORMAT = "airgap.llm.ingest-journal"
 MAX_JSON = 256 << 20
+MAX_STATE = 16 << 20
+STATE_RE = re.compile(r"^[0-9]{6,}$")
+_JOURNAL_PATH_RE = re.compile(
+    r"^(states/[0-9]{6,}|bundles/[a-z0-9][a-z0-9._-]{0,63}/[0-9]{6,}-[0-9a-f]{12})$"
+)
+DAMAGED = (
+    "the repository is damaged: restore that file from a backup (or the state directory from another copy)"
+)
 
 
 class RepoError(AirgapError):
@@ -49,7 +74,39 @@ class RepoError(AirgapError):
 
 
 def _dumps(doc: Any) -> bytes:
-    return (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode("utf-8")
+    return _json.dumps(doc, indent=1)
+
+
+def _expect(value: Any, kind: str, where: str) -> Any:
+    try:
+        return _json.expect(value, kind, where)
+    except _json.JSONError as exc:
+        raise RepoError(f"{exc}; {DAMAGED}") from None
+
+
+def _check_state(doc: Dict[str, Any], path: str) -> Dict[str, Any]:
+    seq = _expect(doc.get("seq"), "an integer", f"{path}: seq")
+    if seq < 1:
+        raise RepoError(f"{path}: seq must be a positive integer, got {seq}; {DAMAGED}")
+    for channel, info in _expect(doc.get("channels"), "an object", f"{path}: channels").items():
+        where = f"{path}: channels.{channel}"
+        _expect(info, "an object", where)
+        _expect(info.get("version"), "an integer", f"{where}.version")
+        if not is_sha256_hex(info.get("sha256")):
+            raise RepoError(f"{where}.sha256 must be a digest, got {describe(info.get('sha256'))}; {DAMAGED}")
+    for channel, mark in _expect(doc.get("high_water"), "an object", f"{path}: high_water").items():
+        _expect(mark, "an integer", f"{path}: high_water.{channel}")
+    previous = doc.get("previous")
+    if previous is not None and not (isinstance(previous, str) and previous.startswith("states/")):
+        raise RepoError(f"{path}: previous must be null or states/<seq>, got {describe(previous)}; {DAMAGED}")
+    return doc
+
+
+def _check_index(doc: Dict[str, Any], path: str) -> Dict[str, Any]:
+    for name, versions in _expect(doc.get("artifacts"), "an object", f"{path}: artifacts").items():
+        for version, entry in _expect(versions, "an object", f"{path}: artifacts.{name}").items():
+            _expect(entry, "an object", f"{path}: artifacts.{name}.{version}")
+    return doc
 
 
 class Repository:
@@ -63,6 +120,8 @@ class Repository:
         self.tmp = os.path.join(self.root, "tmp")
         self.current = os.path.join(self.root, "current")
         self.lock_path = os.path.join(self.root, ".lock")
+        self.trust_path = os.path.join(self.root, "trust.json")
+        self.journal_path = os.path.join(self.root, "journal.json")
 
     # -- layout ---------------------------------------------------------------------------------
 
@@ -101,15 +160,15 @@ class Repository:
 
     # -- reading --------------------------------------------------------------------------------
 
-    def _read_json(self, path: str, fmt: str) -> Dict[str, Any]:
+    def _read_json(self, path: str, fmt: str, limit: int = MAX_JSON) -> Dict[str, Any]:
         try:
-            with open(path, "rb") as handle:
-                raw = handle.read(MAX_JSON + 1)
-            doc = json.loads(raw.decode("utf-8"))
-        except (OSError, UnicodeDecodeError, ValueError) as exc:
-            raise RepoError(f"cannot read {path}: {exc}; the repository is damaged") from None
+            doc = _json.load_file(path, path, limit=limit, max_depth=8)
+        except (OSError, FileError) as exc:
+            raise RepoError(f"cannot read {path}: {exc}; {DAMAGED}") from None
+        except _json.JSONError as exc:
+            raise RepoError(f"{exc}; {DAMAGED}") from None
         if not isinstance(doc, dict) or doc.get("format") != fmt:
-            raise RepoError(f"{path} is not a {fmt} document; the repository is damaged")
+            raise RepoError(f"{path} is not a {fmt} document; {DAMAGED}")
         return doc
 
     def current_target(self) -> Optional[str]:
@@ -122,22 +181,43 @@ class Repository:
                 f"{self.current} is not a symbolic link ({exc.strerror}); the repository is damaged"
             ) from None
 
+    def _state_at(self, rel: str) -> Dict[str, Any]:
+        path = os.path.join(self.root, rel, "state.json")
+        return _check_state(self._read_json(path, STATE_FORMAT, MAX_STATE), path)
+
     def state(self) -> Dict[str, Any]:
         """The current state, or an empty one for a new repository."""
         target = self.current_target()
         if target is None:
             return {"format": STATE_FORMAT, "seq": 0, "channels": {}, "high_water": {}, "previous": None}
-        return self._read_json(os.path.join(self.root, target, "state.json"), STATE_FORMAT)
+        return self._state_at(target)
 
     def index(self) -> Dict[str, Any]:
         target = self.current_target()
         if target is None:
             return {"format": INDEX_FORMAT, "artifacts": {}}
-        return self._read_json(os.path.join(self.root, target, "index.json"), INDEX_FORMAT)
+        path = os.path.join(self.root, target, "index.json")
+        return _check_index(self._read_json(path, INDEX_FORMAT), path)
+
+    def state_seqs(self) -> List[int]:
+        """The numbers of the state directories in ``states/``, ascending (other names are not states)."""
+        try:
+            names = os.listdir(self.states)
+        except FileNotFoundError:
+            return []
+        return sorted(int(name) for name in names if STATE_RE.match(name))
+
+    def high_water(self) -> Dict[str, int]:
+        """The highest version ever ingested per channel, over every state (a rollback keeps them)."""
+        marks: Dict[str, int] = {}
+        for seq in self.state_seqs():
+            for channel, mark in self._state_at(f"states/{seq:06d}")["high_water"].items():
+                marks[channel] = max(mark, marks.get(channel, mark))
+        return marks
 
     def blob_path(self, digest: str) -> str:
         if not is_sha256_hex(digest):
-            raise RepoError(f"{digest!r} is not a sha256 digest")
+            raise RepoError(f"{describe(digest)} is not a sha256 digest")
         return os.path.join(self.blobs, digest)
 
     def blob_size(self, digest: str) -> Optional[int]:
@@ -179,14 +259,20 @@ class Repository:
         os.rename(staged, target)
         return True
 
-    def write_bundle_meta(self, channel: str, version: int, digest: str, files: Dict[str, bytes]) -> str:
-        """Keep a bundle's metadata; returns its path relative to the root."""
-        rel = os.path.join("bundles", channel, f"{version:06d}-{digest[:12]}")
+    def sync_blobs(self) -> None:
+        fsync_dir(self.blobs)
+
+    @staticmethod
+    def bundle_meta_rel(channel: str, version: int, digest: str) -> str:
+        return os.path.join("bundles", channel, f"{version:06d}-{digest[:12]}")
+
+    def write_bundle_meta(self, rel: str, files: Dict[str, bytes]) -> bool:
+        """Keep a bundle's metadata at ``rel``; False if it is there already."""
         final = os.path.join(self.root, rel)
         if os.path.isdir(final):
-            return rel
+            return False
         os.makedirs(os.path.dirname(final), 0o755, exist_ok=True)
-        tmp = os.path.join(self.tmp, f"bundle-{os.getpid()}-{digest[:12]}")
+        tmp = os.path.join(self.tmp, f"bundle-{os.getpid()}-{os.path.basename(rel)}")
         os.makedirs(tmp, 0o755)
         for name, data in sorted(files.items()):
             path = os.path.join(tmp, name)
@@ -194,10 +280,10 @@ class Repository:
             atomic_write(path, data, mode=0o444)
         os.rename(tmp, final)
         fsync_dir(os.path.dirname(final))
-        return rel
+        return True
 
-    def commit_state(self, state: Dict[str, Any], index: Dict[str, Any]) -> str:
-        """Write ``states/<seq>`` and switch ``current`` to it atomically; returns the new target."""
+    def write_state(self, state: Dict[str, Any], index: Dict[str, Any]) -> str:
+        """Write ``states/<seq>`` (not yet current); returns its path relative to the root."""
         rel = os.path.join("states", f"{state['seq']:06d}")
         final = os.path.join(self.root, rel)
         if os.path.lexists(final):
@@ -208,10 +294,97 @@ class Repository:
         atomic_write(os.path.join(tmp, "state.json"), _dumps(state))
         os.rename(tmp, final)
         fsync_dir(self.states)
+        return rel
+
+    def switch_current(self, rel: str) -> None:
+        """Point ``current`` at ``rel`` with one rename.
+
+        An ``OSError`` means ``current`` did not move. A :class:`RepoError` means it moved but the
+        move could not be made durable (the directory fsync failed).
+        """
         link = os.path.join(self.root, f".current-{os.getpid()}")
         with contextlib.suppress(FileNotFoundError):
             os.unlink(link)
         os.symlink(rel, link)
-        os.replace(link, self.current)
+        try:
+            os.replace(link, self.current)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.unlink(link)
+            raise
+        try:
+            fsync_dir(self.root)
+        except OSError as exc:
+            raise RepoError(
+                f"current now points at {rel}, but the switch could not be made durable ({exc.strerror}); "
+                "run sync and check the file system"
+            ) from None
+
+    # -- the journal of a running ingest and recovery -------------------------------------------
+
+    def read_journal(self) -> Optional[Dict[str, Any]]:
+        """The journal an interrupted ingest left, checked; None when there is none."""
+        if not os.path.lexists(self.journal_path):
+            return None
+        doc = self._read_json(self.journal_path, JOURNAL_FORMAT, MAX_STATE)
+        path = self.journal_path
+        for key in ("state", "bundle"):
+            value = _expect(doc.get(key), "a string", f"{path}: {key}")
+            if not _JOURNAL_PATH_RE.match(value):
+                raise RepoError(f"{path}: {key} {describe(value)} is not a repository path; {DAMAGED}")
+        for key in ("bundle_new", "trust_new"):
+            _expect(doc.get(key), "a boolean", f"{path}: {key}")
+        if not is_sha256_hex(doc.get("bundle_sha256")):
+            raise RepoError(f"{path}: bundle_sha256 must be a digest; {DAMAGED}")
+        blobs = _expect(doc.get("blobs"), "a list", f"{path}: blobs")
+        if not all(is_sha256_hex(b) for b in blobs):
+            raise RepoError(f"{path}: blobs must list digests; {DAMAGED}")
+        return doc
+
+    def write_journal(self, doc: Dict[str, Any]) -> None:
+        atomic_write(self.journal_path, _dumps(dict(doc, format=JOURNAL_FORMAT)))
+
+    def remove_journal(self) -> None:
+        os.unlink(self.journal_path)
         fsync_dir(self.root)
-        return rel
+
+    def undo(self, journal: Dict[str, Any]) -> List[str]:
+        """Remove what the ingest of ``journal`` wrote (never what ``current`` serves); returns what went."""
+        removed = []
+        if self.current_target() == journal["state"]:
+            raise RepoError(f"{journal['state']} is current; it cannot be undone")
+        targets = [journal["state"]]
+        if journal["bundle_new"]:
+            targets.append(journal["bundle"])
+        for rel in targets:
+            path = os.path.join(self.root, rel)
+            if os.path.lexists(path):
+                shutil.rmtree(path)
+                removed.append(rel)
+        blobs = [d for d in journal["blobs"] if os.path.lexists(self.blob_path(d))]
+        for digest in blobs:
+            os.unlink(self.blob_path(digest))
+        if blobs:
+            removed.append(f"{len(blobs)} new blobs")
+        if journal["trust_new"] and os.path.lexists(self.trust_path):
+            os.unlink(self.trust_path)
+            removed.append("trust.json")
+        for directory in (self.states, self.blobs, self.root):
+            fsync_dir(directory)
+        return removed
+
+    def leftovers(self) -> List[str]:
+        """Staging an interrupted run left: everything in ``tmp/``, stray ``.current-*`` links."""
+        found = []
+        if os.path.isdir(self.tmp):
+            found += [os.path.join("tmp", name) for name in sorted(os.listdir(self.tmp))]
+        found += [name for name in sorted(os.listdir(self.root)) if name.startswith(".current-")]
+        return found
+
+    def remove(self, rel: str) -> None:
+        path = os.path.join(self.root, rel)
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)

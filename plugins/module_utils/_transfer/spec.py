@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-import json
 import re
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
+from ansible_collections.airgap.llm.plugins.module_utils import _json
 from ansible_collections.airgap.llm.plugins.module_utils._digest import is_sha256_hex
-from ansible_collections.airgap.llm.plugins.module_utils._errors import AirgapError
+from ansible_collections.airgap.llm.plugins.module_utils._errors import AirgapError, describe, quote
 from ansible_collections.airgap.llm.plugins.module_utils._transfer.extract import unsafe_name
 
 __all__ = [
@@ -44,6 +44,7 @@ __all__ = [
     "format_time",
     "load_inventory",
     "make_manifest",
+    "parse_manifest",
     "parse_time",
     "validate_manifest",
 ]
@@ -56,6 +57,9 @@ SBOM = "sbom.cdx.json"
 SIG_DIR = "signatures/"
 MAX_MANIFEST = 64 << 20
 MAX_SIGNATURE = 1024
+MAX_MANIFEST_DEPTH = 6
+"""bundle.json nests 4 levels (top, artifacts, an artifact, its files); a little room, no more."""
+MAX_TEXT = 4096
 
 FILE_KINDS = ("file", "ollama", "container_image", "wheelhouse", "deb", "step", "gpu_driver")
 KINDS = (*FILE_KINDS, "model", "sbom")
@@ -80,6 +84,17 @@ _ARTIFACT_KEYS = {
     "store",
 }
 _FILE_KEYS = ("path", "sha256", "size", "kind", "name", "version", "source", "license", "omitted")
+_MANIFEST_KEYS = (
+    "format",
+    "format_version",
+    "channel",
+    "version",
+    "created",
+    "expires",
+    "differential",
+    "artifacts",
+    "files",
+)
 
 
 class BundleError(AirgapError):
@@ -95,12 +110,14 @@ def format_time(moment: datetime.datetime) -> str:
 
 
 def parse_time(value: Any, what: str) -> datetime.datetime:
-    if not isinstance(value, str):
-        raise BundleError(f"{what} must be a UTC time like 2026-01-31T12:00:00Z, got {value!r}")
+    if not isinstance(value, str) or len(value) > 32:
+        raise BundleError(f"{what} must be a UTC time like 2026-01-31T12:00:00Z, got {describe(value)}")
     try:
         moment = datetime.datetime.strptime(value, TIME_FORMAT)
     except ValueError:
-        raise BundleError(f"{what} must be a UTC time like 2026-01-31T12:00:00Z, got {value!r}") from None
+        raise BundleError(
+            f"{what} must be a UTC time like 2026-01-31T12:00:00Z, got {describe(value)}"
+        ) from None
     return moment.replace(tzinfo=datetime.timezone.utc)
 
 
@@ -250,9 +267,9 @@ def load_inventory(path: str) -> Tuple[Dict[str, int], str]:
     except OSError as exc:
         raise BundleError(f"cannot read inventory {path}: {exc}") from None
     try:
-        doc = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        raise BundleError(f"inventory {path} is not JSON") from None
+        doc = _json.loads(raw, f"inventory {path}", limit=MAX_MANIFEST, max_depth=4)
+    except _json.JSONError as exc:
+        raise BundleError(f"{exc}; export it again with airgap.llm.repo_inventory") from None
     if (
         not isinstance(doc, dict)
         or doc.get("format") != INVENTORY_FORMAT
@@ -263,8 +280,11 @@ def load_inventory(path: str) -> Tuple[Dict[str, int], str]:
         )
     blobs: Dict[str, int] = {}
     for digest, size in doc["blobs"].items():
-        if not is_sha256_hex(digest) or isinstance(size, bool) or not isinstance(size, int) or size < 0:
-            raise BundleError(f"inventory {path} has a bad entry {digest!r}: {size!r}")
+        if not is_sha256_hex(digest) or not _is_int(size):
+            raise BundleError(
+                f"inventory {path}: blobs entry {quote(digest)} must be a digest with a non-negative "
+                f"integer size, got {describe(size)}; export it again with airgap.llm.repo_inventory"
+            )
         blobs[digest] = size
     return blobs, hashlib.sha256(raw).hexdigest()
 
@@ -330,7 +350,7 @@ def make_manifest(
 
 
 def dumps_manifest(doc: Dict[str, Any]) -> bytes:
-    return (json.dumps(doc, indent=1, sort_keys=True, ensure_ascii=True) + "\n").encode("ascii")
+    return _json.dumps(doc, indent=1)
 
 
 def _need(cond: bool, message: str) -> None:
@@ -339,81 +359,183 @@ def _need(cond: bool, message: str) -> None:
 
 
 def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63
+
+
+def _text(value: Any, limit: int) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= limit and not any(ord(c) < 32 for c in value)
+
+
+def _keys(doc: Dict[str, Any], where: str, required: Sequence[str], optional: Sequence[str] = ()) -> None:
+    missing = [k for k in required if k not in doc]
+    _need(not missing, "{} lacks {}".format(where, ", ".join(missing)))
+    unknown = sorted(set(doc) - set(required) - set(optional))
+    _need(
+        not unknown,
+        "{} has unknown keys {}".format(where, ", ".join(quote(k, 40) for k in unknown[:5])),
+    )
+
+
+def _name(value: Any, where: str) -> None:
+    _need(
+        isinstance(value, str) and bool(NAME_RE.match(value)),
+        f"{where} must be letters, digits and . _ + - (at most 128, starting with a letter or digit), "
+        f"got {describe(value)}",
+    )
+
+
+def _check_file(entry: Any, where: str, paths: Set[str]) -> None:
+    _need(isinstance(entry, dict), f"{where} must be an object, got {describe(entry)}")
+    _keys(entry, where, _FILE_KEYS)
+    path = entry["path"]
+    _need(
+        isinstance(path, str) and len(path) <= MAX_TEXT and unsafe_name(path) is None,
+        f"{where}.path {describe(path)} is not a safe relative path",
+    )
+    _need(path != MANIFEST and not path.startswith(SIG_DIR), f"{where}.path {quote(path)} is reserved")
+    _need(path not in paths, f"{where}.path {quote(path)} is listed twice")
+    paths.add(path)
+    _need(
+        is_sha256_hex(entry["sha256"]),
+        f"{where}.sha256 must be 64 lower-case hex digits, got {describe(entry['sha256'])}",
+    )
+    _need(
+        _is_int(entry["size"]),
+        f"{where}.size must be a non-negative integer below 2**63, got {describe(entry['size'])}",
+    )
+    _need(entry["kind"] in KINDS, f"{where}.kind {describe(entry['kind'])} is unknown")
+    _name(entry["name"], f"{where}.name")
+    _name(entry["version"], f"{where}.version")
+    _need(
+        _text(entry["source"], MAX_TEXT),
+        f"{where}.source must be a non-empty string of at most {MAX_TEXT} characters, "
+        f"got {describe(entry['source'])}",
+    )
+    _need(
+        entry["license"] is None or _text(entry["license"], MAX_TEXT),
+        f"{where}.license must be null or a string, got {describe(entry['license'])}",
+    )
+    _need(
+        isinstance(entry["omitted"], bool),
+        f"{where}.omitted must be true or false, got {describe(entry['omitted'])}",
+    )
+
+
+def _check_artifact(art: Any, where: str, paths: Set[str], seen: Set[Tuple[str, str]]) -> None:
+    _need(isinstance(art, dict), f"{where} must be an object, got {describe(art)}")
+    _keys(
+        art,
+        where,
+        ("name", "version", "kind", "source", "files"),
+        ("license", "model", "manifest_digest", "suites"),
+    )
+    _name(art["name"], f"{where}.name")
+    _name(art["version"], f"{where}.version")
+    _need(art["kind"] in KINDS, f"{where}.kind {describe(art['kind'])} is unknown")
+    _need(
+        _text(art["source"], MAX_TEXT),
+        f"{where}.source must be a non-empty string of at most {MAX_TEXT} characters, "
+        f"got {describe(art['source'])}",
+    )
+    license_ = art.get("license")
+    _need(
+        license_ is None or _text(license_, MAX_TEXT),
+        f"{where}.license must be null or a string, got {describe(license_)}",
+    )
+    if art["kind"] == "model":
+        _need(
+            _text(art.get("model"), 512),
+            f"{where}.model must be an Ollama model name, got {describe(art.get('model'))}",
+        )
+        digest = art.get("manifest_digest")
+        _need(
+            isinstance(digest, str) and digest.startswith("sha256:") and is_sha256_hex(digest[7:]),
+            f"{where}.manifest_digest must be 'sha256:' and 64 lower-case hex digits, got {describe(digest)}",
+        )
+    else:
+        extra = [k for k in ("model", "manifest_digest") if art.get(k) is not None]
+        _need(not extra, "{} of kind {} must not have {}".format(where, art["kind"], ", ".join(extra)))
+    suites = art.get("suites")
+    _need(
+        suites is None
+        or (
+            art["kind"] == "deb"
+            and isinstance(suites, list)
+            and len(suites) > 0
+            and all(isinstance(item, str) and SUITE_RE.match(item) for item in suites)
+        ),
+        f"{where} suites must be absent or, for a deb, a non-empty list of Debian codenames, got "
+        f"{describe(suites)}",
+    )
+    key = (art["name"], art["version"])
+    _need(key not in seen, "{} {} {} is listed twice".format(where, *key))
+    seen.add(key)
+    members = art["files"]
+    _need(
+        isinstance(members, list) and len(members) > 0,
+        f"{where}.files must be a non-empty list, got {describe(members)}",
+    )
+    for number, member in enumerate(members):
+        _need(
+            isinstance(member, str) and member in paths,
+            f"{where}.files[{number}] {describe(member)} is not a path listed in files",
+        )
 
 
 def validate_manifest(doc: Any) -> Dict[str, Any]:
-    """Check the structure of a parsed ``bundle.json``; return it. Raises :class:`BundleError`."""
-    _need(isinstance(doc, dict), "is not a JSON object")
-    _need(doc.get("format") == FORMAT, "format is {!r}, not {!r}".format(doc.get("format"), FORMAT))
+    """Check the structure of a parsed ``bundle.json`` field by field; return it.
+
+    Raises :class:`BundleError` naming the field, what it must be and what it is (values quoted and
+    bounded). Nothing of the document is used before this check passed.
+    """
+    _need(isinstance(doc, dict), f"the top level must be an object, got {describe(doc)}")
+    _keys(doc, "the top level", _MANIFEST_KEYS)
+    _need(doc["format"] == FORMAT, f"format is {describe(doc['format'])}, not {FORMAT!r}")
     _need(
-        doc.get("format_version") == FORMAT_VERSION,
-        f"format_version {doc.get('format_version')!r} is not supported (this collection reads "
+        doc["format_version"] == FORMAT_VERSION and _is_int(doc["format_version"]),
+        f"format_version {describe(doc['format_version'])} is not supported (this collection reads "
         f"{FORMAT_VERSION}): update the collection on the high side",
     )
-    _need(isinstance(doc.get("channel"), str) and bool(CHANNEL_RE.match(doc["channel"])), "bad channel")
-    _need(_is_int(doc.get("version")) and doc["version"] >= 1, "version must be a positive integer")
-    parse_time(doc.get("created"), "bundle.json created")
-    parse_time(doc.get("expires"), "bundle.json expires")
-    diff = doc.get("differential")
-    _need(diff is None or isinstance(diff, dict), "differential must be null or an object")
-    files = doc.get("files")
-    _need(isinstance(files, list), "files must be a list")
-    paths = set()
+    _need(
+        isinstance(doc["channel"], str) and bool(CHANNEL_RE.match(doc["channel"])),
+        f"channel must match {CHANNEL_RE.pattern}, got {describe(doc['channel'])}",
+    )
+    _need(
+        _is_int(doc["version"]) and doc["version"] >= 1,
+        f"version must be a positive integer below 2**63, got {describe(doc['version'])}",
+    )
+    parse_time(doc["created"], "bundle.json created")
+    parse_time(doc["expires"], "bundle.json expires")
+    diff = doc["differential"]
+    if diff is not None:
+        _need(isinstance(diff, dict), f"differential must be null or an object, got {describe(diff)}")
+        _keys(diff, "differential", ("inventory_sha256", "omitted_files", "omitted_bytes"))
+        _need(is_sha256_hex(diff["inventory_sha256"]), "differential.inventory_sha256 must be a digest")
+        for key in ("omitted_files", "omitted_bytes"):
+            _need(_is_int(diff[key]), f"differential.{key} must be a non-negative integer")
+    files = doc["files"]
+    _need(isinstance(files, list), f"files must be a list, got {describe(files)}")
+    paths: Set[str] = set()
     for index, entry in enumerate(files):
-        where = f"files[{index}]"
-        _need(
-            isinstance(entry, dict) and set(entry) == set(_FILE_KEYS),
-            f"{where} must have exactly {_FILE_KEYS}",
-        )
-        path = entry["path"]
-        _need(
-            isinstance(path, str) and unsafe_name(path) is None,
-            f"{where} path {path!r} is not a safe relative path",
-        )
-        _need(path != MANIFEST and not path.startswith(SIG_DIR), f"{where} path {path!r} is reserved")
-        _need(path not in paths, f"{where} path {path!r} is listed twice")
-        paths.add(path)
-        _need(is_sha256_hex(entry["sha256"]), f"{where} sha256 is not 64 lower-case hex digits")
-        _need(_is_int(entry["size"]) and entry["size"] >= 0, f"{where} size must be a non-negative integer")
-        _need(entry["kind"] in KINDS, "{} kind {!r} is unknown".format(where, entry["kind"]))
-        for key in ("name", "version", "source"):
-            _need(
-                isinstance(entry[key], str) and entry[key] != "", f"{where} {key} must be a non-empty string"
-            )
-        _need(
-            entry["license"] is None or isinstance(entry["license"], str), f"{where} license must be a string"
-        )
-        _need(isinstance(entry["omitted"], bool), f"{where} omitted must be true or false")
-    artifacts = doc.get("artifacts")
-    _need(isinstance(artifacts, list), "artifacts must be a list")
-    seen = set()
+        _check_file(entry, f"files[{index}]", paths)
+    artifacts = doc["artifacts"]
+    _need(isinstance(artifacts, list), f"artifacts must be a list, got {describe(artifacts)}")
+    seen: Set[Tuple[str, str]] = set()
     for index, art in enumerate(artifacts):
-        where = f"artifacts[{index}]"
-        _need(isinstance(art, dict), f"{where} must be an object")
-        for key in ("name", "version", "kind", "source"):
-            _need(
-                isinstance(art.get(key), str) and art[key] != "", f"{where} {key} must be a non-empty string"
-            )
-        _need(art["kind"] in KINDS, "{} kind {!r} is unknown".format(where, art["kind"]))
+        _check_artifact(art, f"artifacts[{index}]", paths, seen)
+    owned = {member for art in artifacts for member in art["files"]}
+    for index, entry in enumerate(files):
         _need(
-            (art["name"], art["version"]) not in seen,
-            "{} {} {} is listed twice".format(where, art["name"], art["version"]),
+            entry["path"] in owned,
+            f"files[{index}].path {quote(entry['path'])} belongs to no artifact: nothing would use it",
         )
-        seen.add((art["name"], art["version"]))
-        suites = art.get("suites")
-        _need(
-            suites is None
-            or (
-                art["kind"] == "deb"
-                and isinstance(suites, list)
-                and len(suites) > 0
-                and all(isinstance(item, str) and SUITE_RE.match(item) for item in suites)
-            ),
-            f"{where} suites must be absent or, for a deb, a non-empty list of Debian codenames",
-        )
-        members = art.get("files")
-        _need(isinstance(members, list) and len(members) > 0, f"{where} files must be a non-empty list")
-        for member in members:
-            _need(member in paths, f"{where} refers to {member!r} which is not in files")
     return doc
+
+
+def parse_manifest(raw: bytes) -> Dict[str, Any]:
+    """Parse ``bundle.json`` with the strict JSON reader and check it; raises :class:`BundleError`."""
+    try:
+        doc = _json.loads(raw, "bundle.json", limit=MAX_MANIFEST, max_depth=MAX_MANIFEST_DEPTH)
+    except _json.JSONError as exc:
+        raise BundleError(str(exc)) from None
+    return validate_manifest(doc)

@@ -116,3 +116,118 @@ def test_bad_bundle_digest_refused(tmp_path):
         _audit.append(
             str(tmp_path / "a.jsonl"), action="ingest", outcome="ok", operator="alice", bundle_sha256="xyz"
         )
+
+
+def _forge(path, detail: str, **fields) -> None:
+    """Append an entry as an earlier, unbounded writer would have (valid hash and chain)."""
+    state = _audit.verify(str(path))
+    entry = {
+        "seq": state["entries"] + 1,
+        "prev": state["last_hash"],
+        "time": "2026-01-01T00:00:00.000000Z",
+        "operator": "old",
+        "action": "ingest",
+        "outcome": "refused",
+        "bundle_sha256": None,
+        "key_ids": [],
+        "detail": detail,
+    }
+    entry.update(fields)
+    entry["hash"] = _audit.entry_hash(entry)
+    with open(path, "ab") as handle:
+        handle.write(json.dumps(entry, sort_keys=True, separators=(",", ":")).encode() + b"\n")
+
+
+def test_a_huge_detail_is_bounded_and_the_next_append_still_works(tmp_path):
+    log = tmp_path / "audit.jsonl"
+    quoted = "archive entry '" + "\x1b\u202e\n" * 2_000_000 + "' is unlisted"
+    entry = _audit.append(str(log), action="ingest", outcome="refused", operator="alice", detail=quoted)
+    line = _lines(log)[0]
+    assert len(line) < _audit.MAX_LINE
+    assert entry["detail"].endswith(f"... ({len(quoted) - _audit.MAX_DETAIL} more characters cut)")
+    assert b"\n" not in line[:-1]
+    _audit.append(str(log), action="ingest", outcome="accepted", operator="alice", detail="next")
+    assert _audit.verify(str(log))["entries"] == 2
+
+
+def test_a_multi_megabyte_line_of_an_older_writer_is_read_by_both_readers(tmp_path):
+    log = tmp_path / "audit.jsonl"
+    _write(log, 1)
+    _forge(log, "x" * (3 << 20))
+    assert len(_lines(log)[1]) > 3 << 20
+    assert _audit.verify(str(log))["broken_at"] is None
+    entry = _audit.append(str(log), action="ingest", outcome="accepted", operator="alice")
+    assert entry["seq"] == 3
+    assert _audit.verify(str(log)) == {
+        "entries": 3,
+        "last_hash": entry["hash"],
+        "broken_at": None,
+        "problem": None,
+    }
+
+
+def test_both_readers_refuse_a_line_past_the_read_limit(tmp_path, monkeypatch):
+    log = tmp_path / "audit.jsonl"
+    _write(log, 1)
+    _forge(log, "y" * 5000)
+    monkeypatch.setattr(_audit, "MAX_READ_LINE", 4096)
+    result = _audit.verify(str(log))
+    assert result["broken_at"] == 2
+    assert "longer than 4096 bytes" in result["problem"]
+    before = log.read_bytes()
+    with pytest.raises(_audit.AuditError, match="longer than 4096 bytes"):
+        _audit.append(str(log), action="ingest", outcome="refused", operator="alice")
+    assert log.read_bytes() == before
+
+
+def _rewrite_last(log, change) -> None:
+    lines = _lines(log)
+    entry = json.loads(lines[-1])
+    change(entry)
+    entry["hash"] = _audit.entry_hash(entry)
+    lines[-1] = json.dumps(entry, sort_keys=True, separators=(",", ":")).encode() + b"\n"
+    log.write_bytes(b"".join(lines))
+
+
+def _raw_last(log, old: bytes, new: bytes) -> None:
+    lines = _lines(log)
+    assert old in lines[-1]
+    lines[-1] = lines[-1].replace(old, new, 1)
+    log.write_bytes(b"".join(lines))
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda log: _rewrite_last(log, lambda e: e.update(seq="3")),
+        lambda log: _rewrite_last(log, lambda e: e.update(key_ids="k1")),
+        lambda log: _rewrite_last(log, lambda e: e.update(detail=["a"])),
+        lambda log: _rewrite_last(log, lambda e: e.update(extra=1)),
+        lambda log: _rewrite_last(log, lambda e: e.pop("operator")),
+        lambda log: _rewrite_last(log, lambda e: e.update(bundle_sha256="nope")),
+        lambda log: _raw_last(log, b'"detail":"event 2"', b'"detail":NaN'),
+        lambda log: _raw_last(log, b'"action":"ingest"', b'"action":"ingest","action":"ingest"'),
+        lambda log: _raw_last(log, b"{", b"["),
+    ],
+    ids=[
+        "seq-text",
+        "key-ids-text",
+        "detail-list",
+        "extra-field",
+        "missing-field",
+        "bad-digest",
+        "nan",
+        "dup-key",
+        "not-object",
+    ],
+)
+def test_verify_and_the_tail_check_agree_on_a_broken_last_entry(tmp_path, damage):
+    log = tmp_path / "audit.jsonl"
+    _write(log, 3)
+    assert _audit.verify(str(log))["broken_at"] is None
+    damage(log)
+    assert _audit.verify(str(log))["broken_at"] == 3
+    before = log.read_bytes()
+    with pytest.raises(_audit.AuditError, match="run verify"):
+        _audit.append(str(log), action="ingest", outcome="refused", operator="alice")
+    assert log.read_bytes() == before

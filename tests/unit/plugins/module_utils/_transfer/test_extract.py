@@ -176,3 +176,88 @@ def test_missing_part_reported(tmp_path):
     with pytest.raises(_stream.StreamError, match="cannot open"):
         source.read(10)
     source.close()
+
+
+def _plain_tar(path, members) -> bytes:
+    _tar(path, members)
+    return path.read_bytes()
+
+
+def test_zero_padding_after_the_end_marker_is_fine(tmp_path):
+    data = _plain_tar(tmp_path / "a.tar", [_reg("f", b"abc")])
+    (tmp_path / "a.tar").write_bytes(data + b"\x00" * 20480)
+    result, _w, _s = _scan(tmp_path / "a.tar")
+    assert result.archive_error is None
+    assert list(result.files) == ["f"]
+
+
+def _end(data: bytes) -> int:
+    """Offset of the end-of-archive marker (the first zero block at a header position)."""
+    offset = 0
+    while data[offset : offset + 512] != b"\x00" * 512:
+        info = tarfile.TarInfo.frombuf(data[offset : offset + 512], "utf-8", "surrogateescape")
+        offset += 512 + info.size + (-info.size) % 512
+    return offset
+
+
+def test_data_after_the_end_marker_is_refused(tmp_path):
+    data = _plain_tar(tmp_path / "a.tar", [_reg("f", b"abc")])
+    hidden = _plain_tar(tmp_path / "h.tar", [_reg("hidden.sh", b"#!/bin/sh\n")])
+    end = _end(data)
+    (tmp_path / "a.tar").write_bytes(data[: end + 1024] + hidden)
+    result, whole, _s = _scan(tmp_path / "a.tar")
+    assert result.archive_error == (
+        f"data follows the end-of-archive marker at offset {end + 1024}: only zero padding may follow it"
+    )
+    assert whole == hashlib.sha256(data[: end + 1024] + hidden).hexdigest()
+    (tmp_path / "a.tar").write_bytes(data + b"\x00" * 700 + b"x")
+    result, _w, _s = _scan(tmp_path / "a.tar")
+    assert f"at offset {len(data) + 700}" in result.archive_error
+
+
+def test_a_header_after_a_lone_zero_block_is_refused(tmp_path):
+    data = _plain_tar(tmp_path / "a.tar", [_reg("f", b"abc")])
+    hidden = _plain_tar(tmp_path / "h.tar", [_reg("hidden.sh", b"#!/bin/sh\n")])
+    end = _end(data)
+    (tmp_path / "a.tar").write_bytes(data[: end + 512] + hidden)
+    result, _w, _s = _scan(tmp_path / "a.tar")
+    assert result.archive_error.startswith(f"a header follows a lone zero block at offset {end}")
+    assert "hidden.sh" not in result.files
+
+
+def test_a_lone_zero_block_at_the_end_is_a_truncated_archive(tmp_path):
+    data = _plain_tar(tmp_path / "a.tar", [_reg("f", b"abc")])
+    end = _end(data)
+    (tmp_path / "a.tar").write_bytes(data[: end + 512])
+    result, _w, _s = _scan(tmp_path / "a.tar")
+    assert "lone zero block" in result.archive_error
+    assert "truncated" in result.archive_error
+
+
+def test_names_in_problems_are_escaped_and_bounded(tmp_path):
+    name = "evil\x1b[2J\n" + "\u202e" * 200_000
+    _tar(tmp_path / "a.tar", [_special(name, tarfile.SYMTYPE, "/etc/" + "x" * 300_000)])
+    result, _w, _s = _scan(tmp_path / "a.tar")
+    (problem,) = result.problems
+    assert problem.startswith("archive entry 'evil\\x1b[2J\\n\\u202e")
+    assert "more characters" in problem
+    assert len(problem) < 2500
+    assert all(32 <= ord(c) < 127 for c in problem)
+
+
+def test_problems_are_counted_but_only_the_first_kept(tmp_path):
+    _tar(tmp_path / "a.tar", [_special(f"d{n}", tarfile.DIRTYPE) for n in range(_extract.MAX_PROBLEMS + 30)])
+    result, _w, _s = _scan(tmp_path / "a.tar")
+    assert len(result.problems) == _extract.MAX_PROBLEMS
+    assert result.problem_count == _extract.MAX_PROBLEMS + 30
+
+
+def test_metadata_members_kept_in_memory_are_bounded(tmp_path):
+    members = [_reg(f"signatures/{n:016x}.sig", b"s") for n in range(_extract.MAX_MEMORY_MEMBERS + 5)]
+    _tar(tmp_path / "a.tar", members)
+    source = _stream.PartsSource([str(tmp_path / "a.tar")])
+    result = _extract.scan(source, None, lambda n: 1024 if n.startswith("signatures/") else 0)
+    source.close()
+    assert len(result.memory) == _extract.MAX_MEMORY_MEMBERS
+    assert result.problem_count == 5
+    assert "one metadata member too many" in result.problems[0]

@@ -162,3 +162,96 @@ def test_validate_manifest_suites(kind, suites, ok):
         return
     with pytest.raises(_spec.BundleError, match="suites must be absent"):
         _spec.validate_manifest(doc)
+
+
+def _raw(doc) -> bytes:
+    return _spec.dumps_manifest(doc)
+
+
+def _deep(levels: int) -> dict:
+    doc = _manifest()
+    inner: dict = {}
+    doc["differential"] = inner
+    for _level in range(levels):
+        inner["x"] = {}
+        inner = inner["x"]
+    return doc
+
+
+@pytest.mark.parametrize(
+    ("raw", "needle"),
+    [
+        (
+            _raw(_manifest()).replace(b'"version": 3', b'"version": 3, "version": 4'),
+            "duplicate key 'version'",
+        ),
+        (_raw(_manifest()).replace(b'"size": 1', b'"size": NaN'), "NaN is not valid JSON"),
+        (_raw(_manifest()).replace(b'"size": 1', b'"size": 1e999'), "too large to be finite"),
+        (_raw(_deep(20)), "nested 22 levels deep"),
+        (b"[" * 50_000 + b"]" * 50_000, "nested 50000 levels deep"),
+        (
+            _raw(
+                _manifest(
+                    artifacts=[{"name": "a", "version": "1", "kind": "file", "source": "x", "files": [{}]}]
+                )
+            ),
+            "artifacts[0].files[0] an object with 0 keys is not a path listed in files",
+        ),
+        (_raw(_manifest(artifacts=[["a"]])), "artifacts[0] must be an object, got a list of 1 items"),
+        (_raw(_manifest(artifacts={"a": 1})), "artifacts must be a list, got an object with 1 keys"),
+        (
+            _raw(
+                _manifest(
+                    artifacts=[{"name": "a", "version": "1", "kind": "file", "source": "x", "files": "a"}]
+                )
+            ),
+            "artifacts[0].files must be a non-empty list, got 'a'",
+        ),
+        (_raw(_manifest(file_size=2**64)), "files[0].size must be a non-negative integer below 2**63"),
+        (
+            _raw(_manifest(file_size=True)),
+            "files[0].size must be a non-negative integer below 2**63, got true",
+        ),
+        (_raw(_manifest(file_name="../x")), "files[0].name must be letters"),
+        (_raw(_manifest(extra=1)), "the top level has unknown keys 'extra'"),
+        (_raw(_manifest(version=None)), "version must be a positive integer below 2**63, got null"),
+        (_raw(_manifest(format="\x1b[2J" + "A" * 10_000)), "format is '\\x1b[2JAAAA"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
+def test_malformed_bundle_json_is_refused_naming_the_field(raw, needle):
+    with pytest.raises(_spec.BundleError) as info:
+        _spec.parse_manifest(raw)
+    message = str(info.value)
+    assert needle in message
+    assert len(message) < 2000
+    assert all(32 <= ord(c) < 127 for c in message)
+
+
+def test_a_model_artifact_needs_its_manifest_digest():
+    doc = _manifest(
+        artifacts=[
+            {
+                "name": "m",
+                "version": "1",
+                "kind": "model",
+                "source": "x",
+                "files": ["artifacts/file/a/1/a.bin"],
+                "model": "m:1",
+                "manifest_digest": "sha256:" + "b" * 64,
+            }
+        ]
+    )
+    assert _spec.parse_manifest(_raw(doc))["artifacts"][0]["model"] == "m:1"
+    doc["artifacts"][0]["manifest_digest"] = float("0")
+    with pytest.raises(_spec.BundleError, match="manifest_digest must be 'sha256:'"):
+        _spec.parse_manifest(_raw(doc))
+
+
+def test_a_file_that_belongs_to_no_artifact_is_refused():
+    doc = _manifest()
+    doc["artifacts"] = []
+    with pytest.raises(
+        _spec.BundleError, match=r"files\[0\].path 'artifacts/file/a/1/a.bin' belongs to no artifact"
+    ):
+        _spec.validate_manifest(doc)
