@@ -53,3 +53,18 @@ def test_parse_checksums():
     assert _fetch.parse_checksums(text, "other.tgz", "s") == "b" * 64
     with pytest.raises(_fetch.FetchError, match="lists no sha256"):
         _fetch.parse_checksums(text, "nope", "s")
+
+
+def test_tls_options_follow_the_shared_argument_spec():
+    spec = _fetch.tls_argument_spec()
+    assert sorted(spec) == ["ca_file", "client_cert", "client_key", "timeout"]
+    options = _fetch.tls_options(
+        {"ca_file": "/ca.pem", "client_cert": "", "client_key": None, "timeout": 5.0}
+    )
+    assert (options.ca_file, options.client_cert, options.client_key, options.timeout) == (
+        "/ca.pem",
+        None,
+        None,
+        5.0,
+    )
+    assert _fetch.tls_options({"timeout": None}).timeout == spec["timeout"]["default"]
