@@ -31,7 +31,7 @@ help:
 	@echo "make demo      bundle -> ingest -> site.yml on air-gapped Ollama nodes -> verify.yml, with a summary"
 	@echo "make demo-clean  remove the demo containers, network and work directory"
 	@echo "make test      lint, sanity, unit tests and every Molecule scenario"
-	@echo "make lint      ansible-lint (production profile) and ruff"
+	@echo "make lint      ruff, mypy on plugins/, role guards, ansible-lint (production profile)"
 	@echo "make sanity    ansible-test sanity on a copy under ansible_collections/airgap/llm"
 	@echo "make unit      pytest tests/unit"
 	@echo "make integration  end-to-end tests on this machine (bundle, ingest, attacks)"
@@ -97,6 +97,8 @@ lint: setup
 	@start=$$(date +%s); \
 	ruff check .; \
 	ruff format --check .; \
+	mypy; \
+	python tests/tooling/check_roles.py; \
 	ansible-lint; \
 	antsibull-changelog lint; \
 	echo "== lint passed in $$(( $$(date +%s) - start ))s"
