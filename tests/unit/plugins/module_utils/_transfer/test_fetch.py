@@ -68,3 +68,14 @@ def test_tls_options_follow_the_shared_argument_spec():
         5.0,
     )
     assert _fetch.tls_options({"timeout": None}).timeout == spec["timeout"]["default"]
+
+
+def test_a_zero_byte_artifact_of_known_size_needs_no_request(tmp_path):
+    dest = tmp_path / "empty"
+    partial = tmp_path / ".empty.part"
+    empty = hashlib.sha256(b"").hexdigest()
+    # Nothing is left to fetch, so the (closed) port is never contacted.
+    fetched = _fetch.fetch("http://127.0.0.1:9/empty", str(dest), empty, size=0, partial=str(partial))
+    assert (fetched["sha256"], fetched["size"], fetched["transferred"]) == (empty, 0, 0)
+    assert dest.read_bytes() == b""
+    assert not partial.exists()
