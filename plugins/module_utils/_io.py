@@ -67,27 +67,32 @@ class FileError(AirgapError):
     """Base of the errors raised here; ``str()`` is a complete sentence for an operator."""
 
 
-class SourceReadError(FileError):
-    """The file or stream being read could not be opened or read."""
+class _PathError(FileError):
+    """A file could not be read or written; ``verb`` says which."""
 
-    def __init__(self, path: str, reason: str) -> None:
-        super().__init__(f"cannot read {path}: {reason}")
+    verb = "use"
+
+    def __init__(self, path: str, reason: str, err: Optional[int] = None) -> None:
+        super().__init__(f"cannot {self.verb} {path}: {reason}")
         self.path = path
         self.reason = reason
+        self.errno = err
+
+
+class SourceReadError(_PathError):
+    """The file or stream being read could not be opened or read."""
+
+    verb = "read"
 
 
 class NotRegularError(SourceReadError):
     """The path is a symbolic link, a directory or another kind of file where a regular file belongs."""
 
 
-class DestinationWriteError(FileError):
+class DestinationWriteError(_PathError):
     """Writing failed (for example ENOSPC: the destination file system is full)."""
 
-    def __init__(self, path: str, reason: str, err: Optional[int] = None) -> None:
-        super().__init__(f"cannot write {path}: {reason}")
-        self.path = path
-        self.reason = reason
-        self.errno = err
+    verb = "write"
 
 
 class LockTimeout(FileError):
