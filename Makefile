@@ -38,7 +38,7 @@ help:
 	@echo "make demo-clean  remove the demo containers, network and work directory"
 	@echo "make test      lint, sanity, unit and integration tests and every Molecule scenario, side by side,"
 	@echo "               with a table of stage times (JOBS=3 at once; STAGES='unit molecule:site' to pick)"
-	@echo "make lint      ansible-lint (production profile) and ruff"
+	@echo "make lint      ruff, mypy on plugins/, role guards, ansible-lint (production profile)"
 	@echo "make sanity    ansible-test sanity on a copy under ansible_collections/airgap/llm"
 	@echo "make unit      pytest tests/unit"
 	@echo "make integration  end-to-end tests on this machine (bundle, ingest, attacks)"
@@ -120,6 +120,8 @@ lint: setup
 	@start=$$(date +%s); \
 	ruff check .; \
 	ruff format --check .; \
+	mypy; \
+	python tests/tooling/check_roles.py; \
 	ansible-lint; \
 	antsibull-changelog lint; \
 	echo "== lint passed in $$(( $$(date +%s) - start ))s"

@@ -38,23 +38,12 @@ options:
       - Where to read the index instead of C(<base_url>/current/index.json), as a path on the controller to
         the repository directory (its C(current/index.json) is read) or to an C(index.json) file.
     type: path
-  ca_file:
-    description:
-      - PEM file of the certificate authorities for the repository's certificate (the internal CA).
-    type: path
-  client_cert:
-    description:
-      - PEM client certificate, for repositories that require one.
-    type: path
-  client_key:
-    description:
-      - PEM private key of O(client_cert), when it is not in the same file.
-    type: path
   timeout:
     description:
       - Seconds to wait for the repository.
-    type: float
     default: 30
+extends_documentation_fragment:
+  - airgap.llm.tls_client
 notes:
   - The index is trusted as the repository serves it; the digests it lists are those ingest verified
     against the signed bundle manifest.
@@ -124,6 +113,7 @@ from ansible.plugins.lookup import LookupBase  # noqa: E402
 from ansible_collections.airgap.llm.plugins.module_utils import _json  # noqa: E402
 from ansible_collections.airgap.llm.plugins.module_utils._digest import is_sha256_hex  # noqa: E402
 from ansible_collections.airgap.llm.plugins.module_utils._errors import describe, quote  # noqa: E402
+from ansible_collections.airgap.llm.plugins.module_utils._io import SourceReadError, read_bounded  # noqa: E402
 from ansible_collections.airgap.llm.plugins.module_utils._transfer.fetch import (  # noqa: E402
     FetchError,
     FetchOptions,
@@ -141,8 +131,9 @@ def _read_index(index: str, base_url: str, options: FetchOptions) -> Dict[str, A
         path = os.path.join(index, "current", "index.json") if os.path.isdir(index) else index
         where = path
         try:
-            with open(path, "rb") as handle:
-                raw = handle.read(MAX_INDEX + 1)
+            raw = read_bounded(path, MAX_INDEX, follow_symlinks=True)
+        except SourceReadError as exc:
+            raise AnsibleLookupError(f"cannot read the repository index {path}: {exc.reason}") from None
         except OSError as exc:
             raise AnsibleLookupError(f"cannot read the repository index {path}: {exc.strerror}") from None
     else:

@@ -25,7 +25,7 @@ import queue
 import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, BinaryIO, Iterable, List, NamedTuple, Optional, Tuple, Union
+from typing import Any, BinaryIO, Iterable, List, NamedTuple, Optional, Protocol, Tuple, Union, cast
 
 from ansible_collections.airgap.llm.plugins.module_utils._errors import AirgapError
 from ansible_collections.airgap.llm.plugins.module_utils._io import (
@@ -226,7 +226,14 @@ def hash_many(
 # ------------------------------------------------------------------------------ hashing while copying
 
 
-Readable = Union[int, BinaryIO]
+class ReadsInto(Protocol):
+    """A stream that fills a buffer (``http.client.HTTPResponse``, a raw file, a resume reader)."""
+
+    def readinto(self, buf: Any) -> Optional[int]: ...
+
+
+Readable = Union[int, BinaryIO, ReadsInto]
+"""What :func:`copy_and_hash` reads from: a descriptor, a binary file object or a ``readinto`` stream."""
 
 
 def _reader(src: Readable):
@@ -244,8 +251,10 @@ def _reader(src: Readable):
 
         return read_into
 
+    stream = cast(BinaryIO, src)
+
     def read_copy(buf: bytearray) -> int:
-        data = src.read(len(buf))
+        data = stream.read(len(buf))
         buf[: len(data)] = data
         return len(data)
 
@@ -297,7 +306,7 @@ def copy_and_hash(
             try:
                 if want == len(buf):
                     return read(buf)
-                return read(memoryview(buf)[:want])  # type: ignore[arg-type]
+                return read(memoryview(buf)[:want])
             except OSError as exc:
                 raise SourceReadError(src_name, describe_oserror(exc)) from None
 

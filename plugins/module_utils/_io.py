@@ -57,6 +57,8 @@ __all__ = [
     "make_dirs",
     "open_regular",
     "read_bounded",
+    "replacing",
+    "settle",
     "write_all",
 ]
 
@@ -65,27 +67,32 @@ class FileError(AirgapError):
     """Base of the errors raised here; ``str()`` is a complete sentence for an operator."""
 
 
-class SourceReadError(FileError):
-    """The file or stream being read could not be opened or read."""
+class _PathError(FileError):
+    """A file could not be read or written; ``verb`` says which."""
 
-    def __init__(self, path: str, reason: str) -> None:
-        super().__init__(f"cannot read {path}: {reason}")
+    verb = "use"
+
+    def __init__(self, path: str, reason: str, err: Optional[int] = None) -> None:
+        super().__init__(f"cannot {self.verb} {path}: {reason}")
         self.path = path
         self.reason = reason
+        self.errno = err
+
+
+class SourceReadError(_PathError):
+    """The file or stream being read could not be opened or read."""
+
+    verb = "read"
 
 
 class NotRegularError(SourceReadError):
     """The path is a symbolic link, a directory or another kind of file where a regular file belongs."""
 
 
-class DestinationWriteError(FileError):
+class DestinationWriteError(_PathError):
     """Writing failed (for example ENOSPC: the destination file system is full)."""
 
-    def __init__(self, path: str, reason: str, err: Optional[int] = None) -> None:
-        super().__init__(f"cannot write {path}: {reason}")
-        self.path = path
-        self.reason = reason
-        self.errno = err
+    verb = "write"
 
 
 class LockTimeout(FileError):
@@ -173,13 +180,13 @@ def classify(path: str) -> Tuple[Optional[os.stat_result], Optional[str]]:
     return st, "not a regular file"
 
 
-def read_bounded(path: str, limit: int) -> bytes:
-    """Read a small regular file (never through a symbolic link); refuse more than ``limit`` bytes.
+def read_bounded(path: str, limit: int, *, follow_symlinks: bool = False) -> bytes:
+    """Read a small regular file (not through a symbolic link unless asked); refuse more than ``limit`` bytes.
 
     Raises :class:`NotRegularError`, :class:`SourceReadError` when the file is or grows larger than
     ``limit``, and ``OSError`` (``FileNotFoundError`` included) as :func:`open_regular` does.
     """
-    fd, st = open_regular(path)
+    fd, st = open_regular(path, follow_symlinks=follow_symlinks)
     try:
         if st.st_size > limit:
             raise SourceReadError(path, f"it is {st.st_size} bytes, more than the limit of {limit}")
@@ -302,7 +309,7 @@ class _Flusher:
             if not supported or self.error is not None:
                 continue
             try:
-                _sync_file_range(self.fd, item[0], item[1], SYNC_FILE_RANGE_WRITE)  # type: ignore[misc]
+                _sync_file_range(self.fd, item[0], item[1], SYNC_FILE_RANGE_WRITE)
             except OSError as exc:
                 supported = False
                 if exc.errno not in _UNSUPPORTED:
@@ -402,28 +409,45 @@ def fsync_dir(path: str) -> None:
         os.close(fd)
 
 
-def atomic_write(path: str, data: bytes, mode: int = 0o644, uid: int = -1, gid: int = -1) -> None:
-    """Replace ``path`` with ``data`` atomically: temp file in the same directory, fsync, rename, fsync dir.
+def settle(fd: int, mode: int, uid: int = -1, gid: int = -1) -> None:
+    """Give an open file its mode (and owner, unless -1) and flush it to disk, before it is renamed."""
+    os.fchmod(fd, mode)
+    if uid != -1 or gid != -1:
+        os.fchown(fd, uid, gid)
+    os.fsync(fd)
 
-    The temporary name starts with ``.`` and ends in ``.tmp``; it is removed on any error.
+
+@contextlib.contextmanager
+def replacing(
+    path: str, *, mode: int = 0o644, uid: int = -1, gid: int = -1, suffix: str = ".tmp"
+) -> Iterator[Tuple[int, str]]:
+    """Write the next version of ``path``: the one place for temporary name, fsync, rename.
+
+    Yields ``(fd, temporary path)`` of a new file in the directory of ``path`` (named
+    ``.<name>.XXXX<suffix>``). When the block ends normally the file gets ``mode`` and owner, is
+    fsynced, closed and renamed over ``path``, and the directory is fsynced; when the block raises,
+    the temporary file is removed and ``path`` is as it was.
     """
-    directory = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=suffix, dir=directory)
     try:
         try:
-            write_all(fd, memoryview(data), tmp)
-            os.fchmod(fd, mode)
-            if uid != -1 or gid != -1:
-                os.fchown(fd, uid, gid)
-            os.fsync(fd)
+            yield fd, tmp
+            settle(fd, mode, uid, gid)
         finally:
             os.close(fd)
-        os.rename(tmp, path)
+        os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
     fsync_dir(directory)
+
+
+def atomic_write(path: str, data: bytes, mode: int = 0o644, uid: int = -1, gid: int = -1) -> None:
+    """Replace ``path`` with ``data`` atomically (see :func:`replacing`)."""
+    with replacing(path, mode=mode, uid=uid, gid=gid) as (fd, tmp):
+        write_all(fd, memoryview(data), tmp)
 
 
 # -------------------------------------------------------------------------------------------- locks

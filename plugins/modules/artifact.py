@@ -28,18 +28,16 @@ description:
 author:
   - airgap.llm contributors (@airgap-llm)
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
+  - airgap.llm.attributes
+  - airgap.llm.tls_client
 attributes:
   check_mode:
-    support: full
     details: Reports whether the artifact would be transferred or its attributes changed; contacts no server
       and writes nothing, not even the verification record. A O(dest) whose directory does not exist yet
       (an earlier task creates it in the real run) is reported as a transfer to a new file.
   diff_mode:
     support: full
     details: The diff shows digest, size, mode, owner and group of O(dest) before and after.
-  platform:
-    platforms: posix
 options:
   dest:
     description:
@@ -50,7 +48,6 @@ options:
   url:
     description:
       - The https URL to download, for example C(https://repo.example/blobs/sha256/<digest>).
-      - Proxies from the environment are never used.
       - Exactly one of O(url) and O(src) is required.
     type: str
   src:
@@ -67,25 +64,10 @@ options:
       - The size in bytes the artifact must have, when known (the repository index lists it). A source
         that proves longer is cut off at once instead of being read to the end.
     type: int
-  ca_file:
-    description:
-      - PEM file of the certificate authorities that may sign the server's certificate (the internal CA).
-        Without it the system trust store is used.
-    type: path
-  client_cert:
-    description:
-      - PEM client certificate for repositories that require client-certificate authentication.
-    type: path
-  client_key:
-    description:
-      - PEM private key of O(client_cert), when it is not in the same file.
-    type: path
   timeout:
     description:
       - Seconds to wait for the connection and for each read from the server. A transfer that stalls
         longer is interrupted and can be resumed by the next run.
-    type: float
-    default: 60
   resume:
     description:
       - Keep the bytes of an interrupted download and continue from them on the next run.

@@ -21,15 +21,13 @@ description:
 author:
   - airgap.llm maintainers (@airgap-llm)
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
+  - airgap.llm.attributes
 attributes:
   check_mode:
-    support: full
     details: With O(state=present), reports the event it would append and writes nothing.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
+  idempotent:
+    support: partial
+    details: O(state=verified) changes nothing; O(state=present) appends one event on every run, by design.
 options:
   path:
     description:

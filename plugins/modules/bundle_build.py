@@ -33,15 +33,11 @@ requirements:
 author:
   - airgap.llm maintainers (@airgap-llm)
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
+  - airgap.llm.attributes
+  - airgap.llm.tls_client
 attributes:
   check_mode:
-    support: full
     details: Validates the spec and reports whether the bundle would be built; downloads nothing.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
 options:
   spec:
     description:
@@ -100,23 +96,6 @@ options:
       - Rebuild even if this channel and version was built already.
     type: bool
     default: false
-  ca_file:
-    description:
-      - CA bundle to trust for HTTPS downloads (default the system store).
-    type: path
-  client_cert:
-    description:
-      - Client certificate for HTTPS downloads.
-    type: path
-  client_key:
-    description:
-      - Key of O(client_cert).
-    type: path
-  timeout:
-    description:
-      - Seconds to wait for a download connection or read.
-    type: float
-    default: 60
 seealso:
   - module: airgap.llm.bundle_keygen
   - module: airgap.llm.bundle_ingest
@@ -228,13 +207,12 @@ expires:
 import os  # noqa: E402 - after the documentation, as in every Ansible module
 import re  # noqa: E402
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib  # noqa: E402
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.airgap.llm.plugins.module_utils._errors import fail_on_error  # noqa: E402
 from ansible_collections.airgap.llm.plugins.module_utils._transfer.build import BuildOptions, build  # noqa: E402
 from ansible_collections.airgap.llm.plugins.module_utils._transfer.fetch import tls_argument_spec, tls_options  # noqa: E402
 from ansible_collections.airgap.llm.plugins.module_utils._transfer.sign import (  # noqa: E402
-    CRYPTOGRAPHY_IMPORT_ERROR,
-    HAS_CRYPTOGRAPHY,
+    require_cryptography,
 )
 from ansible_collections.airgap.llm.plugins.module_utils._transfer.spec import BundleError  # noqa: E402
 
@@ -272,8 +250,7 @@ def main() -> None:
         },
         supports_check_mode=True,
     )
-    if not HAS_CRYPTOGRAPHY:
-        module.fail_json(msg=missing_required_lib("cryptography"), exception=CRYPTOGRAPHY_IMPORT_ERROR)
+    require_cryptography(module)
     params = module.params
     with fail_on_error(module, f"building the bundle in {params['dest']}"):
         chunk_size = parse_size(params["chunk_size"]) if params["chunk_size"] else None

@@ -54,15 +54,10 @@ requirements:
 author:
   - airgap.llm maintainers (@airgap-llm)
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
+  - airgap.llm.attributes
 attributes:
   check_mode:
-    support: full
     details: Runs every check (reading the whole bundle) without writing to the repository or the audit log.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
 options:
   src:
     description:
@@ -259,7 +254,7 @@ step:
 """
 
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib  # noqa: E402
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.airgap.llm.plugins.module_utils._errors import fail_on_error  # noqa: E402
 from ansible_collections.airgap.llm.plugins.module_utils._transfer.ingest import (  # noqa: E402
     IngestOptions,
@@ -267,8 +262,7 @@ from ansible_collections.airgap.llm.plugins.module_utils._transfer.ingest import
     ingest,
 )
 from ansible_collections.airgap.llm.plugins.module_utils._transfer.sign import (  # noqa: E402
-    CRYPTOGRAPHY_IMPORT_ERROR,
-    HAS_CRYPTOGRAPHY,
+    require_cryptography,
 )
 
 
@@ -291,8 +285,7 @@ def main() -> None:
         required_if=[("allow_rollback", True, ("override_reason",))],
         supports_check_mode=True,
     )
-    if not HAS_CRYPTOGRAPHY:
-        module.fail_json(msg=missing_required_lib("cryptography"), exception=CRYPTOGRAPHY_IMPORT_ERROR)
+    require_cryptography(module)
     params = module.params
     base = {"bundle_sha256": params["sha256"], "repository": params["repository"]}
     what = f"ingest of {params['src']} into {params['repository']}"

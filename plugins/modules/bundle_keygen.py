@@ -22,15 +22,10 @@ requirements:
 author:
   - airgap.llm maintainers (@airgap-llm)
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
+  - airgap.llm.attributes
 attributes:
   check_mode:
-    support: full
     details: Reports whether a key would be generated or the public key rewritten.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
 options:
   path:
     description:
@@ -88,13 +83,12 @@ action:
 """
 
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib  # noqa: E402
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.airgap.llm.plugins.module_utils._errors import fail_on_error  # noqa: E402
 from ansible_collections.airgap.llm.plugins.module_utils._transfer.sign import (  # noqa: E402
-    CRYPTOGRAPHY_IMPORT_ERROR,
-    HAS_CRYPTOGRAPHY,
     keygen,
     keygen_plan,
+    require_cryptography,
 )
 
 
@@ -108,8 +102,7 @@ def main() -> None:
         },
         supports_check_mode=True,
     )
-    if not HAS_CRYPTOGRAPHY:
-        module.fail_json(msg=missing_required_lib("cryptography"), exception=CRYPTOGRAPHY_IMPORT_ERROR)
+    require_cryptography(module)
     params = module.params
     public_path = params["public_path"] or params["path"] + ".pub"
     with fail_on_error(module, f"key pair {params['path']}"):

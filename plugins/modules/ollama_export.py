@@ -24,21 +24,13 @@ description:
 author:
   - airgap.llm maintainers (@airgap-llm)
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
+  - airgap.llm.attributes
+  - airgap.llm.ollama_store
+  - airgap.llm.ollama_store.VERIFY
 attributes:
   check_mode:
-    support: full
     details: Reports what would be copied, written or removed.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
 options:
-  path:
-    description:
-      - The source Ollama store, holding C(manifests/) and C(blobs/). Read under its shared lock.
-    type: path
-    required: true
   models:
     description:
       - Model names to export (C(llama3.2:3b), C(ns/model:tag), C(host/ns/model:tag)). Empty means
@@ -51,25 +43,12 @@ options:
       - Directory to write the export into; created when missing.
     type: path
     required: true
-  verify:
-    description:
-      - How to check blobs already in O(dest). V(fast) trusts the verification record, V(full)
-        hashes them.
-    type: str
-    choices: [fast, full]
-    default: fast
-  jobs:
-    description:
-      - Parallel hash workers for blobs already in O(dest). Defaults to the CPU count.
-    type: int
-  lock_timeout:
-    description:
-      - Seconds to wait for a writer holding the source or destination lock.
-    type: float
-    default: 60
 seealso:
   - module: airgap.llm.ollama_model
   - module: airgap.llm.ollama_verify
+notes:
+  - O(path) is the source store, read under its shared lock; O(verify) and O(jobs) apply to the blobs
+    already in O(dest), and O(lock_timeout) to both locks.
 """
 
 EXAMPLES = r"""
@@ -137,27 +116,27 @@ bytes_hashed:
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.airgap.llm.plugins.module_utils._errors import fail_on_error  # noqa: E402
 from ansible_collections.airgap.llm.plugins.module_utils._ollama.export import export_models  # noqa: E402
-from ansible_collections.airgap.llm.plugins.module_utils._ollama.store import Store  # noqa: E402
+from ansible_collections.airgap.llm.plugins.module_utils._ollama.store import (  # noqa: E402
+    Store,
+    check_jobs,
+    store_argument_spec,
+)
 
 
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
-            "path": {"type": "path", "required": True},
+            **store_argument_spec(verify=True),
             "models": {"type": "list", "elements": "str", "default": []},
             "dest": {"type": "path", "required": True},
-            "verify": {"type": "str", "choices": ["fast", "full"], "default": "fast"},
-            "jobs": {"type": "int"},
-            "lock_timeout": {"type": "float", "default": 60},
         },
         supports_check_mode=True,
     )
     params = module.params
-    if params["jobs"] is not None and params["jobs"] < 1:
-        module.fail_json(msg=f"jobs must be at least 1, got {params['jobs']}")
     empty = {"dest": params["dest"], "models": [], "blobs_copied": [], "blobs_removed": []}
     what = f"export of {params['path']} to {params['dest']}"
     with fail_on_error(module, what, fields=empty):
+        check_jobs(params["jobs"])
         result = export_models(
             Store(params["path"]),
             params["models"],

@@ -32,10 +32,11 @@ description:
 author:
   - airgap.llm maintainers (@airgap-llm)
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
+  - airgap.llm.attributes
+  - airgap.llm.ollama_store
+  - airgap.llm.ollama_store.VERIFY
 attributes:
   check_mode:
-    support: full
     details:
       - Reports what would be copied, rewritten or removed, from the same checks as a real run.
       - On a new node, where O(ca_file) does not exist yet because an earlier task places it in the real
@@ -44,20 +45,12 @@ attributes:
   diff_mode:
     support: full
     details: Before and after list the manifest digest and the blobs of the model.
-  platform:
-    platforms: posix
 options:
   name:
     description:
       - The model, as Ollama names it (C(llama3.2:3b), C(ns/model:tag), C(host/ns/model:tag);
         a missing tag is C(latest)). Names that could leave the store are refused.
     type: str
-    required: true
-  path:
-    description:
-      - The Ollama store (C(OLLAMA_MODELS)), the directory holding C(manifests/) and C(blobs/).
-        Created when missing.
-    type: path
     required: true
   src:
     description:
@@ -86,17 +79,6 @@ options:
     description:
       - Group (name or gid), as for O(owner).
     type: str
-  verify:
-    description:
-      - How to check blobs already in the store. V(fast) trusts a blob whose stat matches the
-        verification record and hashes the rest; V(full) hashes all of them.
-    type: str
-    choices: [fast, full]
-    default: fast
-  jobs:
-    description:
-      - Parallel hash workers when checking blobs already in the store. Defaults to the CPU count.
-    type: int
   ca_file:
     description:
       - PEM file of the CA that signed the artifact repository's certificate (for an https O(src)).
@@ -113,16 +95,12 @@ options:
       - Seconds to wait for the https server to connect or send data.
     type: float
     default: 60
-  lock_timeout:
-    description:
-      - Seconds to wait for another run holding the store lock.
-    type: float
-    default: 60
 seealso:
   - module: airgap.llm.ollama_verify
   - module: airgap.llm.ollama_export
 notes:
-  - Files are created with mode 0644 and directories with 0755, as Ollama creates them.
+  - O(path) is created when missing. Files are created with mode 0644 and directories with 0755, as
+    Ollama creates them.
   - Set C(OLLAMA_NOPRUNE=1) for the Ollama service anyway; a model whose install was interrupted
     leaves blobs without a manifest, which the next run completes.
 """
@@ -208,12 +186,17 @@ permissions_fixed:
 
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible_collections.airgap.llm.plugins.module_utils._digest import is_sha256_digest  # noqa: E402
 from ansible_collections.airgap.llm.plugins.module_utils._errors import fail_on_error  # noqa: E402
 from ansible_collections.airgap.llm.plugins.module_utils._io import Owner  # noqa: E402
 from ansible_collections.airgap.llm.plugins.module_utils._ollama.install import install_model  # noqa: E402
 from ansible_collections.airgap.llm.plugins.module_utils._ollama.remove import remove_model  # noqa: E402
 from ansible_collections.airgap.llm.plugins.module_utils._ollama.source import make_source  # noqa: E402
-from ansible_collections.airgap.llm.plugins.module_utils._ollama.store import Store  # noqa: E402
+from ansible_collections.airgap.llm.plugins.module_utils._ollama.store import (  # noqa: E402
+    Store,
+    check_jobs,
+    store_argument_spec,
+)
 
 
 def _diff_text(state):
@@ -225,31 +208,24 @@ def _diff_text(state):
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
+            **store_argument_spec(verify=True),
             "name": {"type": "str", "required": True},
-            "path": {"type": "path", "required": True},
             "src": {"type": "str"},
             "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
             "manifest_digest": {"type": "str"},
             "owner": {"type": "str"},
             "group": {"type": "str"},
-            "verify": {"type": "str", "choices": ["fast", "full"], "default": "fast"},
-            "jobs": {"type": "int"},
             "ca_file": {"type": "path"},
             "validate_certs": {"type": "bool", "default": True},
             "timeout": {"type": "float", "default": 60},
-            "lock_timeout": {"type": "float", "default": 60},
         },
         required_if=[("state", "present", ("src",))],
         supports_check_mode=True,
     )
     params = module.params
     pin = params["manifest_digest"]
-    if pin is not None and not (
-        pin.startswith("sha256:") and len(pin) == 71 and all(c in "0123456789abcdef" for c in pin[7:])
-    ):
+    if pin is not None and not is_sha256_digest(pin):
         module.fail_json(msg=f"manifest_digest must be sha256: and 64 lowercase hex digits, got {pin!r}")
-    if params["jobs"] is not None and params["jobs"] < 1:
-        module.fail_json(msg=f"jobs must be at least 1, got {params['jobs']}")
     empty = {"name": params["name"], "manifest_digest": None, "blobs_copied": [], "blobs_removed": []}
     what = f"model {params['name']} in store {params['path']}"
     advice = (
@@ -257,6 +233,7 @@ def main() -> None:
         "in place. What to do: fix the cause (permissions, free space, file system) and run again."
     )
     with fail_on_error(module, what, fields=empty, os_advice=advice):
+        check_jobs(params["jobs"])
         store = Store(params["path"])
         if params["state"] == "absent":
             result = remove_model(

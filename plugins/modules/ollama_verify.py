@@ -25,21 +25,12 @@ description:
 author:
   - airgap.llm maintainers (@airgap-llm)
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
+  - airgap.llm.attributes
+  - airgap.llm.ollama_store
 attributes:
   check_mode:
-    support: full
     details: The store is read the same way; the verification record is not written.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
 options:
-  path:
-    description:
-      - The Ollama store, the directory holding C(manifests/) and C(blobs/) (C(OLLAMA_MODELS)).
-    type: path
-    required: true
   models:
     description:
       - Model names to verify, as Ollama accepts them (C(llama3.2:3b), C(ns/model:tag),
@@ -56,10 +47,6 @@ options:
     type: str
     choices: [full, fast]
     default: full
-  jobs:
-    description:
-      - Parallel hash workers. Defaults to the number of CPUs this process may use.
-    type: int
   orphans:
     description:
       - What to do with files in C(blobs/) that no manifest references (Ollama deletes them when
@@ -69,11 +56,6 @@ options:
     type: str
     choices: [ignore, report, fail]
     default: report
-  lock_timeout:
-    description:
-      - Seconds to wait for a concurrent writer holding the store lock.
-    type: float
-    default: 60
 seealso:
   - module: airgap.llm.ollama_model
   - module: airgap.llm.ollama_export
@@ -160,28 +142,29 @@ bytes_hashed:
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402 - after the documentation, as Ansible modules are
 from ansible_collections.airgap.llm.plugins.module_utils._errors import fail_on_error  # noqa: E402
-from ansible_collections.airgap.llm.plugins.module_utils._ollama.store import Store  # noqa: E402
+from ansible_collections.airgap.llm.plugins.module_utils._ollama.store import (  # noqa: E402
+    Store,
+    check_jobs,
+    store_argument_spec,
+)
 from ansible_collections.airgap.llm.plugins.module_utils._ollama.verify import format_problems, verify_store  # noqa: E402
 
 
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
-            "path": {"type": "path", "required": True},
+            **store_argument_spec(),
             "models": {"type": "list", "elements": "str", "default": []},
             "mode": {"type": "str", "choices": ["full", "fast"], "default": "full"},
-            "jobs": {"type": "int"},
             "orphans": {"type": "str", "choices": ["ignore", "report", "fail"], "default": "report"},
-            "lock_timeout": {"type": "float", "default": 60},
         },
         supports_check_mode=True,
     )
     params = module.params
-    if params["jobs"] is not None and params["jobs"] < 1:
-        module.fail_json(msg=f"jobs must be at least 1, got {params['jobs']}")
     empty = {"models": [], "problems": [], "bytes_hashed": 0}
     what = f"verification of store {params['path']}"
     with fail_on_error(module, what, fields=empty):
+        check_jobs(params["jobs"])
         store = Store(params["path"])
         store.check_layout(must_exist=True)
         with store.lock(exclusive=False, timeout=params["lock_timeout"], create=False):

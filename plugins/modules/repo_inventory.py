@@ -19,15 +19,10 @@ description:
 author:
   - airgap.llm maintainers (@airgap-llm)
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
+  - airgap.llm.attributes
 attributes:
   check_mode:
-    support: full
     details: Reports whether O(dest) would change.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
 options:
   repository:
     description:

@@ -27,16 +27,13 @@ description:
 author:
   - airgap.llm contributors (@airgap-llm)
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
+  - airgap.llm.attributes
 attributes:
   check_mode:
-    support: full
     details: The unit is rendered and scored; C(systemd-analyze verify) is not run, because the programs
       the unit starts may be installed by tasks that check mode skips.
   diff_mode:
     support: full
-  platform:
-    platforms: posix
 options:
   name:
     description:

@@ -120,9 +120,9 @@ def plan_export(
         for entry in dest_store.iter_manifests():
             if entry.name is not None and entry.name not in wanted_names:
                 plan.stale_manifests.append(entry.name)
-        for entry in dest_store.blob_entries():
-            if entry.name.startswith("sha256-") and entry.name[7:] not in layers:
-                plan.stale_blobs.append(entry.name[7:])
+        for blob in dest_store.blob_entries():
+            if blob.name.startswith("sha256-") and blob.name[7:] not in layers:
+                plan.stale_blobs.append(blob.name[7:])
     plan.document = {"format": EXPORT_FORMAT, "models": result["models"]}
     models_json_path = os.path.join(dest_store.root, MODELS_JSON)
     old_document = None

@@ -122,7 +122,7 @@ def _descriptor(model: str, where: str, label: str, value: Any, config: bool) ->
                 f"{label}.mediaType {media_type!r} is not an Ollama layer type "
                 f"({LAYER_MEDIA_PREFIX}{{{','.join(sorted(LAYER_TYPES))}}})",
             )
-    if not is_sha256_digest(digest):
+    if not isinstance(digest, str) or not is_sha256_digest(digest):
         raise ManifestError(
             model, where, f"{label}.digest must be 'sha256:' and 64 lowercase hex digits, got {digest!r}"
         )

@@ -21,7 +21,7 @@ import contextlib
 import os
 import shutil
 import stat
-from typing import Dict, Iterator, List, NamedTuple, Optional, Tuple
+from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 from ansible_collections.airgap.llm.plugins.module_utils._digest import is_sha256_hex
 from ansible_collections.airgap.llm.plugins.module_utils._io import (
@@ -53,9 +53,11 @@ __all__ = [
     "STATE_DIR",
     "ManifestEntry",
     "Store",
+    "check_jobs",
     "read_small",
     "record_blobs",
     "remove_stale_staging",
+    "store_argument_spec",
 ]
 
 STATE_DIR = ".airgap-llm"
@@ -284,3 +286,22 @@ def record_blobs(store: Store, record: VerificationRecord, hexes: List[str]) -> 
     for hexdigest in hexes:
         with contextlib.suppress(OSError):
             record.add(StatKey.from_stat(os.lstat(store.blob_path(hexdigest))), hexdigest)
+
+
+def store_argument_spec(verify: bool = False) -> Dict[str, Dict[str, Any]]:
+    """The argument spec of the store options (doc fragment ``airgap.llm.ollama_store``, and its
+    ``VERIFY`` part when ``verify``)."""
+    spec: Dict[str, Dict[str, Any]] = {
+        "path": {"type": "path", "required": True},
+        "jobs": {"type": "int"},
+        "lock_timeout": {"type": "float", "default": 60},
+    }
+    if verify:
+        spec["verify"] = {"type": "str", "choices": ["fast", "full"], "default": "fast"}
+    return spec
+
+
+def check_jobs(jobs: Optional[int]) -> None:
+    """Refuse a worker count below one (None means the CPU count)."""
+    if jobs is not None and jobs < 1:
+        raise StoreError(f"jobs must be at least 1, got {jobs}")

@@ -266,16 +266,16 @@ def verify_store(
                 "orphans not reported: some manifests could not be read, so their blobs are unknown"
             )
         else:
-            for entry in store.blob_entries():
-                match = _BLOB_NAME_RE.match(entry.name)
+            for blob in store.blob_entries():
+                match = _BLOB_NAME_RE.match(blob.name)
                 if match and match.group(1) in referenced:
                     continue
-                rel = store.rel(entry.path)
-                if entry.name.startswith(STAGING_PREFIX):
+                rel = store.rel(blob.path)
+                if blob.name.startswith(STAGING_PREFIX):
                     actual = "a staging directory left by an interrupted install"
                 elif match:
                     try:
-                        actual = f"unreferenced ({entry.stat(follow_symlinks=False).st_size} bytes)"
+                        actual = f"unreferenced ({blob.stat(follow_symlinks=False).st_size} bytes)"
                     except OSError:
                         actual = "unreferenced"
                 else:

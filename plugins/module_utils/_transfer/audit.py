@@ -271,18 +271,12 @@ def make_entry(
     return entry
 
 
-def append(
-    path: str,
-    *,
-    action: str,
-    outcome: str,
-    operator: str,
-    bundle_sha256: Optional[str] = None,
-    key_ids: Optional[Sequence[str]] = None,
-    detail: Optional[str] = None,
-    mode: int = 0o640,
-) -> Dict[str, Any]:
-    """Append one event under a lock, fsync it, and return the entry written."""
+def append(path: str, *, mode: int = 0o640, **event: Any) -> Dict[str, Any]:
+    """Append one event under a lock, fsync it, and return the entry written.
+
+    ``event`` holds the fields of :func:`make_entry` (``action``, ``outcome``, ``operator`` and
+    optionally ``bundle_sha256``, ``key_ids``, ``detail``); ``seq``, ``prev`` and ``time`` are set here.
+    """
     directory = os.path.dirname(os.path.abspath(path))
     with contextlib.ExitStack() as stack:
         try:
@@ -294,16 +288,7 @@ def append(
         fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, mode)
         try:
             last = _last_state(fd)
-            entry = make_entry(
-                last["seq"] + 1,
-                last["hash"],
-                action=action,
-                outcome=outcome,
-                operator=operator,
-                bundle_sha256=bundle_sha256,
-                key_ids=key_ids,
-                detail=detail,
-            )
+            entry = make_entry(last["seq"] + 1, last["hash"], **event)
             line = _canonical(entry) + b"\n"
             if os.write(fd, line) != len(line):
                 raise AuditError(f"short write to audit log {path} (disk full?)")

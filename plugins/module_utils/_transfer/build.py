@@ -419,11 +419,12 @@ def plan_spec(spec: BundleSpec, options: BuildOptions) -> Plan:
             entry["suites"] = art.suites
         if art.kind == "model":
             files, raw, manifest_path = _model(art, art.store or spec.ollama_store, options.base_dir)
+            manifest_sha256 = hashlib.sha256(raw).hexdigest()
             manifest_file = PlannedFile(
                 manifest_path,
                 None,
                 size=len(raw),
-                sha256=hashlib.sha256(raw).hexdigest(),
+                sha256=manifest_sha256,
                 kind="model",
                 name=art.name,
                 version=art.version,
@@ -436,7 +437,7 @@ def plan_spec(spec: BundleSpec, options: BuildOptions) -> Plan:
             entry.update(
                 source=manifest_file.source,
                 model=art.model,
-                manifest_digest="sha256:" + manifest_file.sha256,
+                manifest_digest="sha256:" + manifest_sha256,
                 files=[manifest_path] + [f.path for f in files],
             )
         elif art.url:

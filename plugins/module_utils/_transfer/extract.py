@@ -291,7 +291,7 @@ def scan(
                 counter += 1
                 tmp_path = os.path.join(stage_dir, f"{counter:06d}")
                 fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-            write = Writer(fd, tmp_path, start_writeback=True) if fd is not None else None
+            write = Writer(fd, tmp_path or "", start_writeback=True) if fd is not None else None
             try:
                 digest = _copy(source, size, write, hasher)
                 if write is not None:

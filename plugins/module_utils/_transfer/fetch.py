@@ -26,9 +26,9 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import io
 import os
 import ssl
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -46,6 +46,8 @@ from ansible_collections.airgap.llm.plugins.module_utils._io import (
     NotRegularError,
     fsync_dir,
     open_regular,
+    replacing,
+    settle,
     write_all,
 )
 
@@ -236,34 +238,21 @@ def fetch(
         ).run()
     response = open_url(url, options)
     expected = size if size is not None else _content_length(response)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(dest)}.", suffix=".part", dir=directory)
-    try:
+    with replacing(dest, mode=mode, uid=uid, gid=gid, suffix=".part") as (fd, tmp):
         try:
             with response:
                 actual, count = copy_and_hash(
                     response, fd, expected_size=expected, src_name=url, dest_name=tmp
                 )
-            os.fchmod(fd, mode)
-            if uid != -1 or gid != -1:
-                os.fchown(fd, uid, gid)
-            os.fsync(fd)
         except FileError as exc:
             raise FetchError(f"download failed: {exc}") from None
         except OSError as exc:
             raise FetchError(f"{url}: transfer interrupted: {exc}") from None
-        finally:
-            os.close(fd)
         if actual != sha256:
             raise FetchError(
                 f"{url}: sha256 mismatch: expected {sha256}, got {actual} ({count} bytes). The upstream "
                 "file changed or was tampered with; check the pin against the upstream release page."
             )
-        os.replace(tmp, dest)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    fsync_dir(directory)
     return {"sha256": actual, "size": count, "transferred": count, "resumed_from": 0}
 
 
@@ -371,10 +360,7 @@ class _Resumable:
         fd = self._open_partial()
         try:
             result = self._transfer(fd)
-            os.fchmod(fd, self.mode)
-            if self.uid != -1 or self.gid != -1:
-                os.fchown(fd, self.uid, self.gid)
-            os.fsync(fd)
+            settle(fd, self.mode, self.uid, self.gid)
         finally:
             os.close(fd)
         os.replace(self.partial, self.dest)
@@ -385,6 +371,7 @@ class _Resumable:
         have = os.fstat(fd).st_size
         if self.size is not None and have > self.size:
             have = 0
+        total: Optional[int]
         if self.size is not None and have == self.size:
             response, offset, total = None, have, self.size
         else:
@@ -401,7 +388,7 @@ class _Resumable:
                     # Written with O_DIRECT where possible (no copy into the page cache) and with
                     # writeback started as it goes, so the final fsync waits for the tail only.
                     actual, count = copy_and_hash(
-                        response,
+                        response if response is not None else io.BytesIO(),  # nothing left to fetch
                         fd,
                         expected_size=total,
                         src_name=self.url,

@@ -23,7 +23,6 @@ import errno
 import os
 import re
 import stat
-import tempfile
 import urllib.parse
 from typing import Any, Dict, Optional
 
@@ -42,8 +41,8 @@ from ansible_collections.airgap.llm.plugins.module_utils._io import (
     StatKey,
     classify,
     flock,
-    fsync_dir,
     open_regular,
+    replacing,
 )
 from ansible_collections.airgap.llm.plugins.module_utils._record import VerificationRecord
 from ansible_collections.airgap.llm.plugins.module_utils._transfer.fetch import (
@@ -197,7 +196,6 @@ def _inspect_dest(spec: Placement, record: VerificationRecord) -> _Existing:
 
 def _copy_local(spec: Placement) -> Dict[str, Any]:
     src = spec.src or ""
-    directory = os.path.dirname(spec.dest)
     try:
         src_fd, src_st = open_regular(src)
     except NotRegularError:
@@ -210,34 +208,22 @@ def _copy_local(spec: Placement) -> Dict[str, Any]:
                 f"src {spec.src} is {src_st.st_size} bytes, expected {spec.size} (sha256 {spec.sha256}); "
                 f"{spec.dest} was left as it was. The source is not the pinned artifact"
             )
-        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(spec.dest)}.", suffix=".tmp", dir=directory)
-        try:
-            try:
-                actual, count = copy_and_hash(
-                    src_fd, fd, expected_size=src_st.st_size, src_name=spec.src, dest_name=tmp
+        with replacing(spec.dest, mode=spec.mode, uid=spec.owner.uid, gid=spec.owner.gid) as (fd, tmp):
+            actual, count = copy_and_hash(
+                src_fd, fd, expected_size=src_st.st_size, src_name=src, dest_name=tmp
+            )
+            if actual != spec.sha256:
+                raise ArtifactError(
+                    f"src {spec.src}: sha256 mismatch: expected {spec.sha256}, got {actual} "
+                    f"({count} bytes); {spec.dest} was left as it was. The source is corrupt or not "
+                    "the pinned artifact: replace it from the repository or check the pin"
                 )
-                if actual != spec.sha256:
-                    raise ArtifactError(
-                        f"src {spec.src}: sha256 mismatch: expected {spec.sha256}, got {actual} "
-                        f"({count} bytes); {spec.dest} was left as it was. The source is corrupt or not "
-                        "the pinned artifact: replace it from the repository or check the pin"
-                    )
-                spec.owner.apply_fd(fd, spec.mode)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, spec.dest)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
     except SizeMismatchError as exc:
         raise ArtifactError(f"src {spec.src} changed while it was copied ({exc}); run again") from None
     except FileError as exc:
         raise ArtifactError(f"copying {spec.src} to {spec.dest} failed: {exc}") from None
     finally:
         os.close(src_fd)
-    fsync_dir(directory)
     return {"sha256": actual, "size": count, "transferred": count, "resumed_from": 0}
 
 

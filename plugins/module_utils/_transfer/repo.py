@@ -43,6 +43,7 @@ from ansible_collections.airgap.llm.plugins.module_utils._io import (
     atomic_write,
     flock,
     fsync_dir,
+    settle,
 )
 
 __all__ = [
@@ -252,8 +253,7 @@ class Repository:
             return False
         fd = os.open(staged, os.O_RDONLY | os.O_CLOEXEC)
         try:
-            os.fchmod(fd, 0o444)
-            os.fsync(fd)
+            settle(fd, 0o444)
         finally:
             os.close(fd)
         os.rename(staged, target)

@@ -42,6 +42,7 @@ __all__ = [
     "load_private_key",
     "load_public_key",
     "public_pem",
+    "require_cryptography",
     "sign",
     "verify_threshold",
 ]
@@ -52,6 +53,14 @@ SIG_SUFFIX = ".sig"
 
 class SignError(AirgapError):
     """Key handling or signature verification failed."""
+
+
+def require_cryptography(module: Any) -> None:
+    """Fail the task with Ansible's standard message when the ``cryptography`` library is missing."""
+    if not HAS_CRYPTOGRAPHY:
+        from ansible.module_utils.basic import missing_required_lib  # noqa: PLC0415 - only on failure
+
+        module.fail_json(msg=missing_required_lib("cryptography"), exception=CRYPTOGRAPHY_IMPORT_ERROR)
 
 
 def _require() -> None:

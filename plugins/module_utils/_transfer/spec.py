@@ -22,6 +22,7 @@ from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 from ansible_collections.airgap.llm.plugins.module_utils import _json
 from ansible_collections.airgap.llm.plugins.module_utils._digest import is_sha256_hex
 from ansible_collections.airgap.llm.plugins.module_utils._errors import AirgapError, describe, quote
+from ansible_collections.airgap.llm.plugins.module_utils._io import FileError, read_bounded
 from ansible_collections.airgap.llm.plugins.module_utils._transfer.extract import unsafe_name
 
 __all__ = [
@@ -140,8 +141,8 @@ class BundleArtifact:
             raise BundleError(
                 "{}: kind {!r} is not one of {}".format(where, self.kind, ", ".join((*FILE_KINDS, "model")))
             )
-        self.name = self._text(raw, "name", where, required=True)
-        self.version = self._text(raw, "version", where, required=True)
+        self.name: str = self._text(raw, "name", where, required=True) or ""
+        self.version: str = self._text(raw, "version", where, required=True) or ""
         for key in ("name", "version"):
             if not NAME_RE.match(getattr(self, key)):
                 raise BundleError(
@@ -262,9 +263,8 @@ class BundleSpec:
 def load_inventory(path: str) -> Tuple[Dict[str, int], str]:
     """Read a repository inventory: ``{digest: size}`` and the inventory file's own sha256."""
     try:
-        with open(path, "rb") as handle:
-            raw = handle.read(MAX_MANIFEST + 1)
-    except OSError as exc:
+        raw = read_bounded(path, MAX_MANIFEST, follow_symlinks=True)
+    except (OSError, FileError) as exc:
         raise BundleError(f"cannot read inventory {path}: {exc}") from None
     try:
         doc = _json.loads(raw, f"inventory {path}", limit=MAX_MANIFEST, max_depth=4)

@@ -158,3 +158,14 @@ def test_is_sha256_hex():
     assert not _digest.is_sha256_hex("A" * 64)
     assert not _digest.is_sha256_hex("a" * 63)
     assert not _digest.is_sha256_hex(None)
+
+
+@pytest.mark.parametrize("value", ["a" * 64, "A" * 64, "sha256:" + "a" * 64, " SHA256:" + "A" * 64 + "\n"])
+def test_parse_sha256_accepts_the_forms_operators_write(value):
+    assert _digest.parse_sha256(value) == "a" * 64
+
+
+@pytest.mark.parametrize("value", ["", None, "a" * 63, "sha512:" + "a" * 64, "g" * 64])
+def test_parse_sha256_names_what_is_wrong(value):
+    with pytest.raises(_digest.DigestError, match=r"pin .* is not a SHA-256 digest: give 64 hexadecimal"):
+        _digest.parse_sha256(value, "pin")

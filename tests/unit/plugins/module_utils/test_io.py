@@ -179,3 +179,35 @@ def test_a_direct_write_that_fails_otherwise_is_reported(tmp_path, monkeypatch):
     finally:
         os.close(dest)
     assert info.value.errno == errno.ENOSPC
+
+
+def test_replacing_leaves_the_old_file_when_the_block_fails(tmp_path):
+    target = tmp_path / "f"
+    target.write_bytes(b"old")
+    with pytest.raises(RuntimeError), _io.replacing(str(target), mode=0o600) as (fd, _tmp):
+        os.write(fd, b"half")
+        raise RuntimeError("interrupted")
+    assert target.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f"]
+    with _io.replacing(str(target), mode=0o600) as (fd, _tmp):
+        os.write(fd, b"new")
+    assert target.read_bytes() == b"new"
+    assert oct(target.stat().st_mode & 0o777) == oct(0o600)
+
+
+def test_open_regular_refuses_links_and_directories(tmp_path):
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "dir")
+    with pytest.raises(_io.NotRegularError, match="symbolic link"):
+        _io.open_regular(str(tmp_path / "link"))
+    with pytest.raises(_io.NotRegularError, match="a directory"):
+        _io.open_regular(str(tmp_path / "dir"))
+    with pytest.raises(FileNotFoundError):
+        _io.open_regular(str(tmp_path / "missing"))
+
+
+def test_owner_names_an_unknown_user_or_group():
+    assert _io.Owner.resolve(None, "").uid == -1
+    assert _io.Owner.resolve("root", "0").gid == 0
+    with pytest.raises(_io.OwnerError, match="user 'no-such-user-xyz' is not a user on this host"):
+        _io.Owner.resolve("no-such-user-xyz", None)

@@ -53,3 +53,29 @@ def test_parse_checksums():
     assert _fetch.parse_checksums(text, "other.tgz", "s") == "b" * 64
     with pytest.raises(_fetch.FetchError, match="lists no sha256"):
         _fetch.parse_checksums(text, "nope", "s")
+
+
+def test_tls_options_follow_the_shared_argument_spec():
+    spec = _fetch.tls_argument_spec()
+    assert sorted(spec) == ["ca_file", "client_cert", "client_key", "timeout"]
+    options = _fetch.tls_options(
+        {"ca_file": "/ca.pem", "client_cert": "", "client_key": None, "timeout": 5.0}
+    )
+    assert (options.ca_file, options.client_cert, options.client_key, options.timeout) == (
+        "/ca.pem",
+        None,
+        None,
+        5.0,
+    )
+    assert _fetch.tls_options({"timeout": None}).timeout == spec["timeout"]["default"]
+
+
+def test_a_zero_byte_artifact_of_known_size_needs_no_request(tmp_path):
+    dest = tmp_path / "empty"
+    partial = tmp_path / ".empty.part"
+    empty = hashlib.sha256(b"").hexdigest()
+    # Nothing is left to fetch, so the (closed) port is never contacted.
+    fetched = _fetch.fetch("http://127.0.0.1:9/empty", str(dest), empty, size=0, partial=str(partial))
+    assert (fetched["sha256"], fetched["size"], fetched["transferred"]) == (empty, 0, 0)
+    assert dest.read_bytes() == b""
+    assert not partial.exists()
