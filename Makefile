@@ -25,7 +25,10 @@ export PATH := $(BIN):$(PATH)
 export CONTAINERS_CONF := $(CURDIR)/molecule/containers.conf
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export PYTHONPATH := $(COLLECTIONS)
-export AIRGAP_TEST_DEBS := $(CACHE)/debs
+# Carried-in .deb files: $(CACHE)/debs/<set>/<suite>/, one set per molecule/image/packages/<set>.txt;
+# AIRGAP_TEST_DEBS is the base set (the repository host's packages), AIRGAP_TEST_DEBS_ROOT holds all.
+export AIRGAP_TEST_DEBS_ROOT := $(CACHE)/debs
+export AIRGAP_TEST_DEBS := $(CACHE)/debs/base
 export ANSIBLE_FORCE_COLOR := 0
 export PY_COLORS := 0
 export NO_COLOR := 1
@@ -110,10 +113,14 @@ image: host
 	done; \
 	echo "== images ready in $$(( $$(date +%s) - start ))s"
 
-# The .deb files scenarios carry to their nodes, one directory per Debian suite.
+# The .deb files scenarios carry to their nodes: each package set, one directory per Debian suite.
 debs: image
-	@for release in $(NODE_RELEASES); do \
-	  bash molecule/image/debs.sh $(AIRGAP_TEST_DEBS)/$${release#*=} $(NODE_IMAGE_PREFIX):$${release%%=*}; \
+	@for list in molecule/image/packages/*.txt; do \
+	  set=$$(basename $$list .txt); \
+	  for release in $(NODE_RELEASES); do \
+	    bash molecule/image/debs.sh $(AIRGAP_TEST_DEBS_ROOT)/$$set/$${release#*=} \
+	      $(NODE_IMAGE_PREFIX):$${release%%=*} $$list; \
+	  done; \
 	done
 
 lint: setup

@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # Download the .deb files that test scenarios install on air-gapped nodes (the low side of the
 # harness): a throw-away container of the node image, on podman's default network, resolves the
-# dependency closure against the image and downloads it into DEST. Nodes under test never touch
-# a package mirror; scenarios copy these files in. Skipped when DEST.recipe (beside DEST, so that
-# DEST holds packages only) already matches the image and the list.
+# dependency closure of the packages LIST names against the image and downloads it into DEST.
+# Nodes under test never touch a package mirror; scenarios copy these files in or bundle them.
+# Skipped when DEST.recipe (beside DEST, so that DEST holds packages only) already matches the
+# image and the list.
 #
-# Usage: debs.sh DEST [IMAGE]
+# Usage: debs.sh DEST IMAGE LIST   (LIST: one package per line, # comments; molecule/image/packages/)
 set -euo pipefail
 
-dest=${1:?usage: debs.sh DEST [IMAGE]}
-image=${2:-localhost/airgap-llm-node:bookworm}
-packages=(nginx apt-utils gpg gpg-agent jq python3-cryptography zstd)
+dest=${1:?usage: debs.sh DEST IMAGE LIST}
+image=${2:?usage: debs.sh DEST IMAGE LIST}
+list=${3:?usage: debs.sh DEST IMAGE LIST}
+mapfile -t packages < <(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$list")
+[ ${#packages[@]} -gt 0 ] || { echo "debs.sh: $list names no packages" >&2; exit 1; }
 
 want="$(podman image inspect --format '{{ .Id }}' "$image") ${packages[*]}"
 if [ -f "$dest.recipe" ] && [ -d "$dest" ] && [ "$(cat "$dest.recipe")" = "$want" ]; then
