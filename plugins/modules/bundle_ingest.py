@@ -296,7 +296,7 @@ def main() -> None:
     with fail_on_error(module, what, fields=base, prefix_domain=True, os_advice=advice):
         options = IngestOptions(
             src=params["src"],
-            sha256=params["sha256"].strip().lower(),
+            sha256=params["sha256"],
             repository=params["repository"],
             trusted_keys=params["trusted_keys"],
             threshold=params["threshold"],

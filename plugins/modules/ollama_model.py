@@ -67,8 +67,9 @@ options:
     default: present
   manifest_digest:
     description:
-      - Pin, C(sha256:<64 hex>) of the manifest file (what C(ollama list) shows as the ID). The task
-        fails, changing nothing, if the source manifest differs.
+      - Pin, the SHA-256 of the manifest file (what C(ollama list) shows as the ID), as
+        C(sha256:<64 hex>) or the 64 hex digits alone. The task fails, changing nothing, if the source
+        manifest differs.
     type: str
   owner:
     description:
@@ -186,7 +187,7 @@ permissions_fixed:
 
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-from ansible_collections.airgap.llm.plugins.module_utils._digest import is_sha256_digest  # noqa: E402
+from ansible_collections.airgap.llm.plugins.module_utils._digest import parse_sha256  # noqa: E402
 from ansible_collections.airgap.llm.plugins.module_utils._errors import fail_on_error  # noqa: E402
 from ansible_collections.airgap.llm.plugins.module_utils._io import Owner  # noqa: E402
 from ansible_collections.airgap.llm.plugins.module_utils._ollama.install import install_model  # noqa: E402
@@ -223,9 +224,6 @@ def main() -> None:
         supports_check_mode=True,
     )
     params = module.params
-    pin = params["manifest_digest"]
-    if pin is not None and not is_sha256_digest(pin):
-        module.fail_json(msg=f"manifest_digest must be sha256: and 64 lowercase hex digits, got {pin!r}")
     empty = {"name": params["name"], "manifest_digest": None, "blobs_copied": [], "blobs_removed": []}
     what = f"model {params['name']} in store {params['path']}"
     advice = (
@@ -234,6 +232,10 @@ def main() -> None:
     )
     with fail_on_error(module, what, fields=empty, os_advice=advice):
         check_jobs(params["jobs"])
+        pin = None
+        if params["manifest_digest"] is not None:
+            hint = "what 'ollama list' shows as the ID, in full, or the repository index lists"
+            pin = "sha256:" + parse_sha256(params["manifest_digest"], "manifest_digest", hint)
         store = Store(params["path"])
         if params["state"] == "absent":
             result = remove_model(

@@ -43,7 +43,12 @@ import tempfile
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ansible_collections.airgap.llm.plugins.module_utils import _json
-from ansible_collections.airgap.llm.plugins.module_utils._digest import is_sha256_hex, sha256_file
+from ansible_collections.airgap.llm.plugins.module_utils._digest import (
+    DigestError,
+    is_sha256_hex,
+    parse_sha256,
+    sha256_file,
+)
 from ansible_collections.airgap.llm.plugins.module_utils._errors import AirgapError, quote
 from ansible_collections.airgap.llm.plugins.module_utils._io import FileError
 from ansible_collections.airgap.llm.plugins.module_utils._transfer import audit as _audit
@@ -787,8 +792,10 @@ def _commit(
 
 def ingest(options: IngestOptions, check_mode: bool = False) -> Dict[str, Any]:
     """Verify and file away one bundle. Raises :class:`Refused` (audited) or :class:`IngestError`."""
-    if not is_sha256_hex(options.sha256):
-        raise IngestError("sha256 (the digest given out of band) must be 64 lower-case hex digits")
+    try:
+        options.sha256 = parse_sha256(options.sha256, "sha256", "the bundle's digest received out of band")
+    except DigestError as exc:
+        raise IngestError(str(exc)) from None
     if options.threshold is not None and options.threshold < 1:
         raise IngestError("threshold must be at least 1")
     if options.allow_rollback and not options.override_reason:

@@ -20,7 +20,11 @@ import re
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 from ansible_collections.airgap.llm.plugins.module_utils import _json
-from ansible_collections.airgap.llm.plugins.module_utils._digest import is_sha256_hex
+from ansible_collections.airgap.llm.plugins.module_utils._digest import (
+    DigestError,
+    is_sha256_hex,
+    parse_sha256,
+)
 from ansible_collections.airgap.llm.plugins.module_utils._errors import AirgapError, describe, quote
 from ansible_collections.airgap.llm.plugins.module_utils._io import FileError, read_bounded
 from ansible_collections.airgap.llm.plugins.module_utils._transfer.extract import unsafe_name
@@ -162,8 +166,11 @@ class BundleArtifact:
         self.suites = self._suites(raw.get("suites"), where)
         for key in ("sha256", "checksums_sha256"):
             value = getattr(self, key)
-            if value is not None and not is_sha256_hex(value):
-                raise BundleError(f"{where}: {key} must be 64 lower-case hex digits")
+            if value is not None:
+                try:
+                    setattr(self, key, parse_sha256(value, f"{where}: {key}", "quote it in YAML"))
+                except DigestError as exc:
+                    raise BundleError(str(exc)) from None
         if self.kind == "model":
             if self.url or self.path:
                 raise BundleError(

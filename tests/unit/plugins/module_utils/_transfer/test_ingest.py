@@ -473,3 +473,23 @@ def test_chunked_bundle_still_ingests(site, bundles, signers):
     assert not os.path.exists(tar)
     result = site.ingest(chunked, trusted_keys=[s["pem"] for s in signers[:2]], threshold=2)
     assert result["current"] == "states/000001"
+
+
+# ------------------------------------------------------------------ 8. what an operator types
+
+
+def test_the_digest_is_taken_with_its_sha256_prefix_and_in_capitals(site, v):
+    site.establish(v[1])
+    result = site.ingest({"tar": v[2]["tar"], "sha256": "sha256:" + v[2]["sha256"].upper()})
+    assert result["bundle_sha256"] == v[2]["sha256"]
+    assert site.events()[-1]["bundle_sha256"] == v[2]["sha256"]
+
+
+def test_a_digest_one_digit_short_is_named_before_anything_is_written(site, v):
+    site.establish(v[1])
+    before, events = site.snapshot(), site.events()
+    with pytest.raises(_ingest.IngestError) as info:
+        site.ingest({"tar": v[2]["tar"], "sha256": v[2]["sha256"][:-1]})
+    assert "sha256 '" + v[2]["sha256"][:20] in str(info.value)
+    assert "it has 63 hexadecimal digits, not 64" in str(info.value)
+    assert (site.snapshot(), site.events()) == (before, events)
