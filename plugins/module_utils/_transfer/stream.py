@@ -19,25 +19,62 @@ import contextlib
 import hashlib
 import os
 import queue
+import re
 import threading
 from typing import Any, List, Optional, Sequence, Tuple
 
-from ansible_collections.airgap.llm.plugins.module_utils._errors import AirgapError
+from ansible_collections.airgap.llm.plugins.module_utils._errors import AirgapError, quote
 from ansible_collections.airgap.llm.plugins.module_utils._io import FileError, Writer, fsync_dir
 
 __all__ = [
     "BLOCK",
+    "MIN_CHUNK",
     "BackgroundHasher",
     "ChunkedSink",
     "PartsSource",
     "StreamError",
+    "parse_size",
 ]
 
 BLOCK = 1 << 20
+MIN_CHUNK = 512
+_SIZE_RE = re.compile(r"^([0-9]+)(?:\s*([KMGT])(I?)(B?))?$", re.IGNORECASE)
+_UNIT_POWER = {"K": 1, "M": 2, "G": 3, "T": 4}
 
 
 class StreamError(AirgapError):
     """Reading or writing a bundle stream failed."""
+
+
+def parse_size(value: object, what: str = "chunk_size") -> Tuple[int, str]:
+    """A size an operator gives, in bytes, and a sentence saying how it was read.
+
+    ``40MB``, ``40GB`` (and ``kB``, ``TB``) are decimal, as media are sold: 40,000,000 bytes.
+    ``40M``, ``40MiB`` (``K``, ``G``, ``T``, with or without ``iB``) are binary: 41,943,040 bytes.
+    A plain number is bytes. Anything else raises :class:`StreamError` naming ``what``.
+    """
+    text = str(value).strip()
+    match = _SIZE_RE.match(text)
+    if match is None:
+        raise StreamError(
+            f"{what} {quote(text)} is not a size: give bytes (40000000), a decimal size (40MB, 4GB: powers "
+            "of 1000, as media are sold) or a binary one (40MiB or 40M, 4GiB or 4G: powers of 1024)"
+        )
+    number, unit, binary_i, byte = match.groups()
+    count = int(number)
+    if unit is None:
+        size, how = count, "a plain number is bytes"
+    elif binary_i or not byte:
+        size = count * 1024 ** _UNIT_POWER[unit.upper()]
+        how = f"binary: 1 {unit.upper()}iB = {1024 ** _UNIT_POWER[unit.upper()]:,} bytes"
+        if not binary_i:
+            how += f"; write {count}{unit.upper()}B for {count * 1000 ** _UNIT_POWER[unit.upper()]:,} bytes"
+    else:
+        size = count * 1000 ** _UNIT_POWER[unit.upper()]
+        how = f"decimal: 1 {unit.upper()}B = {1000 ** _UNIT_POWER[unit.upper()]:,} bytes"
+    if size < MIN_CHUNK:
+        raise StreamError(f"{what} {quote(text)} is {size} bytes; give at least {MIN_CHUNK} bytes")
+    return size, f"{what} {text} = {size:,} bytes ({how})"
 
 
 class BackgroundHasher:
@@ -173,8 +210,8 @@ class ChunkedSink:
     """
 
     def __init__(self, path: str, chunk_size: Optional[int] = None) -> None:
-        if chunk_size is not None and chunk_size < 512:
-            raise StreamError(f"chunk size must be at least 512 bytes, got {chunk_size}")
+        if chunk_size is not None and chunk_size < MIN_CHUNK:
+            raise StreamError(f"chunk size must be at least {MIN_CHUNK} bytes, got {chunk_size}")
         self.path = path
         self.chunk_size = chunk_size
         self.whole = hashlib.sha256()
