@@ -22,8 +22,12 @@ description:
   - Writes C(<tarball>.sha256) last (compare it out of band on the high side) and, with
     O(chunk_size), the chunks C(<tarball>.part0000)... and C(<tarball>.chunks.sha256) instead of
     the tarball.
-  - With O(inventory) (from M(airgap.llm.repo_inventory) on the high side), files whose digest and
-    size the high-side repository already holds are listed with C(omitted=true) and not shipped.
+  - With O(inventory) (from M(airgap.llm.repo_inventory) on the high side), files of every kind
+    whose digest and size the high-side repository already holds are listed with C(omitted=true) and
+    not shipped: downloads and model blobs by their known digest, local files and the files of local
+    directories (wheelhouses, C(.deb) sets) by a digest taken first. Only local files whose size
+    some blob of the inventory has are read for that; a file that changes between that read and the
+    one that ships it fails the build.
   - Downloads go through the collection's one HTTP client; proxies from the environment are ignored.
   - Idempotent. When the C(.sha256) of this channel and version exists in O(dest), nothing is done
     unless O(force). A version lower than one already built in O(dest) is refused.

@@ -634,7 +634,10 @@ def test_differential_bundle(world, keys, playbook):
     assert os.path.getsize(built["tar"]) < full / 2
     manifest = json.loads(member(read_members(built["tar"]), "bundle.json"))
     omitted = [f for f in manifest["files"] if f["omitted"]]
-    assert {f["kind"] for f in omitted} >= {"model", "ollama", "step"}
+    assert {f["kind"] for f in omitted} >= {"model", "ollama", "step", "wheelhouse"}
+    # Nothing changed since v3, local files included (the wheelhouse, the notes): only the SBOM travels.
+    shipped = [f["path"] for f in manifest["files"] if not f["omitted"]]
+    assert shipped == ["sbom.cdx.json"], shipped
     assert manifest["differential"]["omitted_files"] == len(omitted)
     proc = ingest(playbook, world, keys, built["tar"], built["sha256"])
     assert proc.returncode == 0, proc.stdout + proc.stderr

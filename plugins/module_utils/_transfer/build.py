@@ -21,9 +21,9 @@ import os
 import re
 import stat
 import tarfile
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
-from ansible_collections.airgap.llm.plugins.module_utils._digest import is_sha256_hex
+from ansible_collections.airgap.llm.plugins.module_utils._digest import hash_many, is_sha256_hex
 from ansible_collections.airgap.llm.plugins.module_utils._io import atomic_write
 from ansible_collections.airgap.llm.plugins.module_utils._ollama.errors import OllamaError
 from ansible_collections.airgap.llm.plugins.module_utils._ollama.names import ModelName
@@ -305,8 +305,14 @@ class TarWriter:
         self._pad(len(data))
         return hashlib.sha256(data).hexdigest()
 
-    def add_file(self, path: str, src: str, size: int, expected: Optional[str]) -> str:
-        """Stream ``src`` (exactly ``size`` bytes) into the tar; return its sha256, checked if pinned."""
+    def add_file(
+        self, path: str, src: str, size: int, expected: Optional[str], hashed_early: bool = False
+    ) -> str:
+        """Stream ``src`` (exactly ``size`` bytes) into the tar; return its sha256, checked if known.
+
+        ``hashed_early``: ``expected`` is not a pin but the digest this build took earlier (to compare
+        with an inventory); a difference means the file changed meanwhile.
+        """
         try:
             handle = open(src, "rb", buffering=0)  # noqa: SIM115 - closed by the with below
         except OSError as exc:
@@ -331,6 +337,11 @@ class TarWriter:
         self.bytes_hashed += size
         self._content.flush()
         actual = digest.hexdigest()
+        if expected is not None and actual != expected and hashed_early:
+            raise BundleError(
+                f"{src} (bundle path {path}) changed while the bundle was being built: sha256 {expected} "
+                f"when it was compared with the inventory, {actual} now; build again once it is stable"
+            )
         if expected is not None and actual != expected:
             raise BundleError(
                 f"{src} (bundle path {path}): sha256 is {actual}, expected {expected}. The file is corrupt "
@@ -456,8 +467,36 @@ def plan_spec(spec: BundleSpec, options: BuildOptions) -> Plan:
     return plan
 
 
-def _apply_inventory(plan: Plan, path: str) -> Dict[str, Any]:
+def _hash_candidates(plan: Plan, sizes: Set[int]) -> int:
+    """Hash the local files without a pinned digest that the inventory could hold; returns bytes read.
+
+    Only a file whose size some blob of the inventory has can be left out, so no other file is read
+    here. The digest found becomes the file's expected digest: the write that ships it checks the
+    same bytes again.
+    """
+    candidates = [f for f in plan.files if f.sha256 is None and f.src is not None and f.size in sizes]
+    hashed = 0
+    for planned, outcome in zip(candidates, hash_many([f.src or "" for f in candidates])):
+        if outcome.error is not None or outcome.size != planned.size:
+            why = outcome.error or f"it is now {outcome.size} bytes, not {planned.size}"
+            raise BundleError(
+                f"artifact {planned.name} {planned.version}: cannot hash {planned.src} ({why}); make it a "
+                "readable regular file that does not change while the bundle is built"
+            )
+        planned.sha256 = outcome.hexdigest
+        planned.hashed_early = True
+        hashed += outcome.size
+    return hashed
+
+
+def _apply_inventory(plan: Plan, path: str) -> Tuple[Dict[str, Any], int]:
+    """Mark every file the high side holds (digest and size) as omitted; the differential record.
+
+    Files of every kind count: downloads and model blobs by their known digest, local files and the
+    files of local directories (wheelhouses, .deb sets) by a digest taken here.
+    """
     blobs, inventory_digest = load_inventory(path)
+    hashed = _hash_candidates(plan, set(blobs.values()))
     omitted = 0
     omitted_bytes = 0
     for planned in plan.files:
@@ -465,7 +504,12 @@ def _apply_inventory(plan: Plan, path: str) -> Dict[str, Any]:
             planned.omitted = True
             omitted += 1
             omitted_bytes += planned.size
-    return {"inventory_sha256": inventory_digest, "omitted_files": omitted, "omitted_bytes": omitted_bytes}
+    differential = {
+        "inventory_sha256": inventory_digest,
+        "omitted_files": omitted,
+        "omitted_bytes": omitted_bytes,
+    }
+    return differential, hashed
 
 
 def describe(spec: BundleSpec) -> List[Dict[str, Any]]:
@@ -508,7 +552,7 @@ def build(raw_spec: Any, options: BuildOptions, check_mode: bool = False) -> Dic
             raise BundleError(f"signing_keys[{index}]: {exc}") from None
     os.makedirs(options.dest, 0o755, exist_ok=True)
     plan = plan_spec(spec, options)
-    differential = _apply_inventory(plan, options.inventory) if options.inventory else None
+    differential, hashed_early = _apply_inventory(plan, options.inventory) if options.inventory else (None, 0)
     _remove_outputs(paths)
     sink = ChunkedSink(paths["tar"], options.chunk_size)
     writer = TarWriter(sink, int(spec.created.timestamp()))
@@ -520,7 +564,7 @@ def build(raw_spec: Any, options: BuildOptions, check_mode: bool = False) -> Dic
                 planned.sha256 = writer.add_bytes(planned.path, plan.memory[planned.path])
             else:
                 planned.sha256 = writer.add_file(
-                    planned.path, planned.src or "", planned.size, planned.sha256
+                    planned.path, planned.src or "", planned.size, planned.sha256, planned.hashed_early
                 )
         files_by_path = {f.path: f.as_dict() for f in plan.files}
         try:
@@ -595,7 +639,7 @@ def build(raw_spec: Any, options: BuildOptions, check_mode: bool = False) -> Dic
         files=len(plan.files),
         omitted_files=differential["omitted_files"] if differential else 0,
         omitted_bytes=differential["omitted_bytes"] if differential else 0,
-        bytes_hashed=writer.bytes_hashed,
+        bytes_hashed=writer.bytes_hashed + hashed_early,
         created=format_time(spec.created),
         expires=format_time(spec.expires),
     )

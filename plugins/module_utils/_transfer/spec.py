@@ -303,7 +303,19 @@ def load_inventory(path: str) -> Tuple[Dict[str, int], str]:
 class PlannedFile:
     """A file to put into the bundle (``src`` None: omitted, the high side holds it)."""
 
-    __slots__ = ("kind", "license", "name", "omitted", "path", "sha256", "size", "source", "src", "version")
+    __slots__ = (
+        "hashed_early",
+        "kind",
+        "license",
+        "name",
+        "omitted",
+        "path",
+        "sha256",
+        "size",
+        "source",
+        "src",
+        "version",
+    )
 
     def __init__(
         self,
@@ -328,6 +340,7 @@ class PlannedFile:
         self.source = source
         self.license = license
         self.omitted = False
+        self.hashed_early = False
 
     def as_dict(self) -> Dict[str, Any]:
         return {key: getattr(self, key) for key in _FILE_KEYS}
