@@ -48,7 +48,12 @@ description:
     finished or undone from its journal and staging left in C(tmp/) is removed; the audit log
     records what was done (action C(recover)). State numbers continue after the highest in
     C(states/), also when C(current) was pointed back at an older state.
-  - Idempotent. A bundle whose digest is already the last one of its channel is not read again.
+  - Idempotent. A bundle whose digest is already the last one of its channel is not read again;
+    the result says C(already_ingested) and lists its artifacts as already there.
+  - Reports what the bundle brought in the shape of M(airgap.llm.repo_list): C(added) (names and
+    versions the repository did not serve), C(already_there) (served before with the same files;
+    they keep the bundle that first brought them) and C(replaced) (served before with other files),
+    and the same as aligned text in C(lines) for the play output.
 requirements:
   - cryptography
 author:
@@ -67,7 +72,8 @@ options:
     required: true
   sha256:
     description:
-      - The SHA-256 of the whole tarball, as received out of band (phone, paper, separate channel).
+      - The SHA-256 of the whole tarball, as received out of band (phone, paper, separate channel):
+        64 hexadecimal digits, with or without C(sha256:) first.
     type: str
     required: true
   repository:
@@ -246,6 +252,38 @@ audit_hash:
   description: Hash of the audit log entry written for this ingest.
   returned: when ingested
   type: str
+already_ingested:
+  description: Whether the bundle was ingested before (nothing was read or changed).
+  returned: success
+  type: bool
+added:
+  description:
+    - Artifact versions the repository did not serve before, one row each as M(airgap.llm.repo_list)
+      returns them (C(name), C(version), C(kind), C(size), C(digest), C(files), C(channel),
+      C(bundle_version), C(bundle_sha256), C(ingested_at), C(ingested_by)). In check mode, what would be
+      added (C(ingested_at) null).
+  returned: success
+  type: list
+  elements: dict
+already_there:
+  description: Artifact versions the repository already served with the same files (rows as in C(added)).
+  returned: success
+  type: list
+  elements: dict
+replaced:
+  description: Artifact versions the repository served with other files, now replaced (rows as in C(added)).
+  returned: success
+  type: list
+  elements: dict
+lines:
+  description: What happened and the rows above as aligned text, for the play output.
+  returned: success
+  type: list
+  elements: str
+  sample:
+    - "Bundle 5540f2...8f9b accepted: channel stable version 43; the repository serves states/000002"
+    - "added 1, already there 2, replaced 0; new blobs 1 (2.5 KiB), reused 5"
+    - "STATUS         NAME        VERSION  KIND        SIZE      BUNDLE     INGESTED              DIGEST"
 step:
   description: The check that refused the bundle.
   returned: failed

@@ -50,11 +50,19 @@ from ansible_collections.airgap.llm.plugins.module_utils._digest import (
     sha256_file,
 )
 from ansible_collections.airgap.llm.plugins.module_utils._errors import AirgapError, quote
-from ansible_collections.airgap.llm.plugins.module_utils._io import FileError
+from ansible_collections.airgap.llm.plugins.module_utils._io import FileError, read_bounded
 from ansible_collections.airgap.llm.plugins.module_utils._transfer import audit as _audit
 from ansible_collections.airgap.llm.plugins.module_utils._transfer.extract import ScanResult, scan
+from ansible_collections.airgap.llm.plugins.module_utils._transfer.listing import (
+    format_rows,
+    human_size,
+    ingest_summary,
+    list_repository,
+    same_content,
+)
 from ansible_collections.airgap.llm.plugins.module_utils._transfer.repo import (
     INDEX_FORMAT,
+    INGEST_RECORD,
     STATE_FORMAT,
     RepoError,
     Repository,
@@ -506,9 +514,55 @@ def _new_state(
         "previous": previous,
     }
     artifacts = {name: dict(versions) for name, versions in index.get("artifacts", {}).items()}
-    for art in manifest["artifacts"]:
-        artifacts.setdefault(art["name"], {})[art["version"]] = _index_entry(manifest, art, outer)
+    for key, entry in _entries(manifest, outer).items():
+        versions = artifacts.setdefault(key[0], {})
+        if not same_content(versions.get(key[1]), entry):
+            versions[key[1]] = entry  # what is already served keeps the bundle that brought it
     return new_state, {"format": INDEX_FORMAT, "artifacts": artifacts}
+
+
+def _entries(manifest: Dict[str, Any], outer: str) -> Dict[Tuple[str, str], Dict[str, Any]]:
+    """The index entry of each artifact of a verified bundle, by (name, version)."""
+    return {(a["name"], a["version"]): _index_entry(manifest, a, outer) for a in manifest["artifacts"]}
+
+
+def _summary(
+    options: IngestOptions,
+    repo: Repository,
+    index: Dict[str, Any],
+    manifest: Dict[str, Any],
+    *,
+    when: Optional[str],
+    head: str,
+    blobs: str = "",
+) -> Dict[str, Any]:
+    """What the bundle adds, finds already there and replaces, as rows (and lines) like repo_list's."""
+    entries = _entries(manifest, options.sha256)
+    sorted_rows = ingest_summary(repo, index, entries, when=when, who=options.operator)
+    counts = ", ".join(f"{k.replace('_', ' ')} {len(v)}" for k, v in sorted_rows.items())
+    rows = [(k.replace("_", " "), row) for k, v in sorted_rows.items() for row in v]
+    lines = [head, counts + (f"; {blobs}" if blobs else "")]
+    lines += format_rows([r for _s, r in rows], [s for s, _r in rows])
+    return dict(sorted_rows, already_ingested=False, lines=lines)
+
+
+def _repeat_summary(options: IngestOptions, repo: Repository, known: Dict[str, Any]) -> Dict[str, Any]:
+    """A bundle ingested before: its artifacts as the repository serves them, all already there."""
+    record = repo.ingest_record(known["channel"], known["version"], options.sha256) or {}
+    when = f" on {record['ingested_at']} by {record['operator']}" if record else ""
+    head = (
+        f"Bundle {options.sha256} (channel {known['channel']} version {known['version']}) is already "
+        f"ingested{when}; the repository serves {repo.current_target()}: nothing was changed"
+    )
+    meta = os.path.join(repo.root, repo.bundle_meta_rel(known["channel"], known["version"], options.sha256))
+    try:
+        manifest = parse_manifest(read_bounded(os.path.join(meta, MANIFEST), MAX_MANIFEST))
+    except (OSError, FileError, BundleError):
+        return {"added": [], "already_there": [], "replaced": [], "already_ingested": True, "lines": [head]}
+    listed = {(a["name"], a["version"]) for a in manifest["artifacts"]}
+    rows = [r for r in list_repository(repo.root)["artifacts"] if (r["name"], r["version"]) in listed]
+    lines = [head, f"already there {len(rows)}", *format_rows(rows, ["already there"] * len(rows))]
+    return {"added": [], "already_there": rows, "replaced": [], "already_ingested": True, "lines": lines}
 
 
 def _already_ingested(state: Dict[str, Any], sha256: str) -> Optional[Dict[str, Any]]:
@@ -620,7 +674,7 @@ def _meta(
         match = SIG_RE.match(name)
         if match and match.group(1) in verified.key_ids:
             meta[name] = data
-    meta["ingest.json"] = _json.dumps(
+    meta[INGEST_RECORD] = _json.dumps(
         {
             "bundle_sha256": options.sha256,
             "ingested_at": now,
@@ -777,6 +831,11 @@ def _commit(
     # current has moved: a journal that cannot be removed now is finished by the next ingest.
     with contextlib.suppress(OSError):
         repo.remove_journal()
+    msg = (
+        f"bundle {options.sha256} accepted: channel {manifest['channel']} version {manifest['version']}; "
+        f"the repository serves {state_rel}"
+    )
+    blobs = f"new blobs {stored} ({human_size(stored_bytes)}), reused {reused}"
     return {
         "state": seq,
         "current": state_rel,
@@ -785,8 +844,8 @@ def _commit(
         "stored_bytes": stored_bytes,
         "audit_hash": entry["hash"],
         "trust": _trust_result(use),
-        "msg": f"bundle {options.sha256} accepted: channel {manifest['channel']} version "
-        f"{manifest['version']}; the repository serves {state_rel}",
+        "msg": msg,
+        **_summary(options, repo, index, manifest, when=now, head=msg[0].upper() + msg[1:], blobs=blobs),
     }
 
 
@@ -828,6 +887,7 @@ def ingest(options: IngestOptions, check_mode: bool = False) -> Dict[str, Any]:
             result.update(channel=known["channel"], version=known["version"], state=state["seq"])
             result["current"] = repo.current_target()
             result["msg"] = f"bundle {options.sha256} is already ingested (channel {known['channel']})"
+            result.update(_repeat_summary(options, repo, known))
             return result
         stage = None if check_mode else tempfile.mkdtemp(prefix="ingest-", dir=repo.tmp)
         use: Optional[TrustUse] = None
@@ -872,6 +932,7 @@ def ingest(options: IngestOptions, check_mode: bool = False) -> Dict[str, Any]:
                     f"bundle {options.sha256} passed every check (check mode: nothing was written); channel "
                     f"{manifest['channel']} version {manifest['version']}"
                 )
+                result.update(_summary(options, repo, index, manifest, when=None, head=result["msg"]))
                 return result
             result.update(
                 _commit(

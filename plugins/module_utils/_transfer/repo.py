@@ -45,20 +45,24 @@ from ansible_collections.airgap.llm.plugins.module_utils._io import (
     fsync_dir,
     settle,
 )
+from ansible_collections.airgap.llm.plugins.module_utils._transfer.spec import CHANNEL_RE
 
 __all__ = [
     "INDEX_FORMAT",
+    "INGEST_RECORD",
     "INVENTORY_FORMAT",
     "JOURNAL_FORMAT",
     "STATE_FORMAT",
     "RepoError",
     "Repository",
+    "index_files",
 ]
 
 STATE_FORMAT = "airgap.llm.repo-state"
 INDEX_FORMAT = "airgap.llm.repo-index"
 INVENTORY_FORMAT = "airgap.llm.inventory"
 JOURNAL_FORMAT = "airgap.llm.ingest-journal"
+INGEST_RECORD = "ingest.json"
 MAX_JSON = 256 << 20
 MAX_STATE = 16 << 20
 STATE_RE = re.compile(r"^[0-9]{6,}$")
@@ -101,6 +105,30 @@ def _check_state(doc: Dict[str, Any], path: str) -> Dict[str, Any]:
     if previous is not None and not (isinstance(previous, str) and previous.startswith("states/")):
         raise RepoError(f"{path}: previous must be null or states/<seq>, got {describe(previous)}; {DAMAGED}")
     return doc
+
+
+def index_files(entry: Any, where: str) -> List[Dict[str, Any]]:
+    """The files of one index entry (``artifacts.<name>.<version>``), each checked: path, sha256, size.
+
+    ``where`` names the entry in messages. Raises :class:`RepoError` naming the field, what it must
+    be and what it is (escaped and bounded), for every reader of an index: the listing, the lookup.
+    """
+    if not isinstance(entry, dict) or not isinstance(entry.get("files"), list):
+        raise RepoError(f"{where} must be an object with a files list, got {describe(entry)}")
+    files = []
+    for number, item in enumerate(entry["files"]):
+        at = f"{where}.files[{number}]"
+        if not isinstance(item, dict):
+            raise RepoError(f"{at} must be an object, got {describe(item)}")
+        if not is_sha256_hex(item.get("sha256")):
+            raise RepoError(f"{at}.sha256 must be a digest, got {describe(item.get('sha256'))}")
+        size = item.get("size")
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise RepoError(f"{at}.size must be a non-negative integer, got {describe(size)}")
+        if not isinstance(item.get("path"), str):
+            raise RepoError(f"{at}.path must be a string, got {describe(item.get('path'))}")
+        files.append({"path": item["path"], "sha256": item["sha256"], "size": size})
+    return files
 
 
 def _check_index(doc: Dict[str, Any], path: str) -> Dict[str, Any]:
@@ -215,6 +243,26 @@ class Repository:
             for channel, mark in self._state_at(f"states/{seq:06d}")["high_water"].items():
                 marks[channel] = max(mark, marks.get(channel, mark))
         return marks
+
+    def ingest_record(self, channel: str, version: int, digest: str) -> Optional[Dict[str, Any]]:
+        """``ingest.json`` of a bundle (when and by whom it was ingested), or None when it is not kept."""
+        if not (is_sha256_hex(digest) and isinstance(channel, str) and CHANNEL_RE.match(channel)):
+            return None
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            return None
+        path = os.path.join(self.root, self.bundle_meta_rel(channel, version, digest), INGEST_RECORD)
+        try:
+            doc = _json.load_file(path, path, limit=MAX_STATE, max_depth=4)
+        except FileNotFoundError:
+            return None
+        except (OSError, FileError) as exc:
+            raise RepoError(f"cannot read {path}: {exc}; {DAMAGED}") from None
+        except _json.JSONError as exc:
+            raise RepoError(f"{exc}; {DAMAGED}") from None
+        _expect(doc, "an object", path)
+        for key in ("ingested_at", "operator"):
+            _expect(doc.get(key), "a string", f"{path}: {key}")
+        return doc
 
     def blob_path(self, digest: str) -> str:
         if not is_sha256_hex(digest):

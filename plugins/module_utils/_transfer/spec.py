@@ -30,6 +30,7 @@ from ansible_collections.airgap.llm.plugins.module_utils._io import FileError, r
 from ansible_collections.airgap.llm.plugins.module_utils._transfer.extract import unsafe_name
 
 __all__ = [
+    "CHANNEL_RE",
     "FILE_KINDS",
     "FORMAT",
     "FORMAT_VERSION",
@@ -38,6 +39,7 @@ __all__ = [
     "MANIFEST",
     "MAX_MANIFEST",
     "MAX_SIGNATURE",
+    "NAME_RE",
     "SBOM",
     "SIG_DIR",
     "BundleArtifact",

@@ -493,3 +493,53 @@ def test_a_digest_one_digit_short_is_named_before_anything_is_written(site, v):
     assert "sha256 '" + v[2]["sha256"][:20] in str(info.value)
     assert "it has 63 hexadecimal digits, not 64" in str(info.value)
     assert (site.snapshot(), site.events()) == (before, events)
+
+
+def test_the_ingest_summary_says_what_was_added_and_what_was_already_there(site, v):
+    first = site.establish(v[1])
+    assert [(r["name"], r["version"]) for r in first["added"]] == [
+        ("app", "1.0"),
+        ("sbom", "1"),
+        ("tool", "2"),
+    ]
+    assert first["already_there"] == first["replaced"] == []
+    assert first["already_ingested"] is False
+    second = site.ingest(v[2])
+    assert [(r["name"], r["version"]) for r in second["added"]] == [("app", "2.0"), ("sbom", "2")]
+    (tool,) = second["already_there"]
+    # The unchanged .deb keeps the bundle that first brought it, and when.
+    assert (tool["name"], tool["bundle_version"], tool["bundle_sha256"]) == ("tool", 1, v[1]["sha256"])
+    assert tool["ingested_at"] == first["added"][0]["ingested_at"]
+    assert tool["ingested_by"] == "unit"
+    index = json.loads((site.repo / "current" / "index.json").read_text())
+    assert index["artifacts"]["tool"]["2"]["bundle_version"] == 1
+    lines = second["lines"]
+    assert lines[0].startswith(f"Bundle {v[2]['sha256']} accepted: channel stable version 2")
+    assert lines[1] == "added 2, already there 1, replaced 0; new blobs 2 (" + lines[1].split("(")[1]
+    assert lines[2].split() == ["STATUS", "NAME", "VERSION", "KIND", "SIZE", "BUNDLE", "INGESTED", "DIGEST"]
+    assert [line.split("  ")[0] for line in lines[3:]] == ["added", "added", "already there"]
+    assert len({line.index("sha256:") for line in lines[3:]}) == 1  # aligned columns
+
+
+def test_a_repeated_ingest_says_already_ingested_and_lists_what_it_brought(site, v):
+    site.establish(v[1])
+    site.ingest(v[2])
+    before = site.snapshot()
+    again = site.ingest(v[2])
+    assert again["changed"] is False
+    assert again["already_ingested"] is True
+    assert "is already ingested on " in again["lines"][0] and "by unit" in again["lines"][0]
+    assert again["lines"][0].endswith("nothing was changed")
+    assert sorted(r["name"] for r in again["already_there"]) == ["app", "sbom", "tool"]
+    assert again["added"] == again["replaced"] == []
+    assert site.snapshot() == before
+
+
+def test_check_mode_says_what_an_ingest_would_add(site, v):
+    site.establish(v[1])
+    before = site.snapshot()
+    planned = _ingest.ingest(site.options(v[2]["tar"], v[2]["sha256"]), check_mode=True)
+    assert [r["name"] for r in planned["added"]] == ["app", "sbom"]
+    assert all(r["ingested_at"] is None for r in planned["added"])
+    assert [r["name"] for r in planned["already_there"]] == ["tool"]
+    assert site.snapshot() == before
