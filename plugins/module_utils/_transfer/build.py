@@ -23,7 +23,7 @@ import stat
 import tarfile
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
-from ansible_collections.airgap.llm.plugins.module_utils._digest import hash_many, is_sha256_hex
+from ansible_collections.airgap.llm.plugins.module_utils._digest import hash_many
 from ansible_collections.airgap.llm.plugins.module_utils._io import atomic_write
 from ansible_collections.airgap.llm.plugins.module_utils._ollama.errors import OllamaError
 from ansible_collections.airgap.llm.plugins.module_utils._ollama.names import ModelName
@@ -61,6 +61,7 @@ from ansible_collections.airgap.llm.plugins.module_utils._transfer.stream import
     BackgroundHasher,
     ChunkedSink,
     StreamError,
+    read_sums,
 )
 
 __all__ = [
@@ -120,11 +121,16 @@ def existing_versions(dest: str, channel: str) -> List[int]:
 
 
 def read_outer(path: str) -> str:
-    with open(path, encoding="ascii") as handle:
-        digest = handle.read().split(None, 1)[0]
-    if not is_sha256_hex(digest):
-        raise BundleError(f"{path} does not start with a sha256 digest")
-    return digest
+    """The digest a ``.sha256`` file of this collection lists for its tarball."""
+    try:
+        rows = read_sums(path)
+    except StreamError as exc:
+        raise BundleError(f"{exc}; build the bundle again (bundle_force=true)") from None
+    if len(rows) != 1:
+        raise BundleError(
+            f"{path} lists {len(rows)} digests, not one; build the bundle again (bundle_force=true)"
+        )
+    return rows[0][0]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -661,11 +667,13 @@ def _remove_outputs(paths: Dict[str, str]) -> None:
 def _describe_existing(paths: Dict[str, str]) -> Dict[str, Any]:
     info: Dict[str, Any] = {"sha256": read_outer(paths["sha256"]), "chunks": []}
     if os.path.exists(paths["chunks"]):
-        with open(paths["chunks"], encoding="ascii") as handle:
-            for line in handle:
-                digest, name = line.split(None, 1)
-                path = os.path.join(os.path.dirname(paths["tar"]), name.strip())
-                info["chunks"].append({"path": path, "sha256": digest, "size": os.path.getsize(path)})
+        try:
+            rows = read_sums(paths["chunks"])
+        except StreamError as exc:
+            raise BundleError(f"{exc}; build the bundle again (bundle_force=true)") from None
+        for digest, name in rows:
+            path = os.path.join(os.path.dirname(paths["tar"]), name)
+            info["chunks"].append({"path": path, "sha256": digest, "size": os.path.getsize(path)})
         info["size"] = sum(c["size"] for c in info["chunks"])
     else:
         info["size"] = os.path.getsize(paths["tar"])

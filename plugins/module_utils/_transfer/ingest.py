@@ -45,7 +45,6 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from ansible_collections.airgap.llm.plugins.module_utils import _json
 from ansible_collections.airgap.llm.plugins.module_utils._digest import (
     DigestError,
-    is_sha256_hex,
     parse_sha256,
     sha256_file,
 )
@@ -78,7 +77,11 @@ from ansible_collections.airgap.llm.plugins.module_utils._transfer.spec import (
     parse_manifest,
     parse_time,
 )
-from ansible_collections.airgap.llm.plugins.module_utils._transfer.stream import PartsSource, StreamError
+from ansible_collections.airgap.llm.plugins.module_utils._transfer.stream import (
+    PartsSource,
+    StreamError,
+    read_sums,
+)
 from ansible_collections.airgap.llm.plugins.module_utils._transfer.trust import (
     Trust,
     TrustError,
@@ -89,6 +92,10 @@ from ansible_collections.airgap.llm.plugins.module_utils._transfer.trust import 
 __all__ = ["STEPS", "IngestError", "IngestOptions", "Refused", "Verified", "ingest"]
 
 SIG_RE = re.compile(r"^signatures/([0-9a-f]{16})\.sig$")
+_NO_PASTE = (
+    "Read the digest again from the low side (phone, paper); never take it from the media or from a "
+    "message: only the value received out of band proves which bundle this is"
+)
 STEPS = ("outer digest", "chunks", "signatures", "version", "expiry", "artifact digests", "extraction")
 
 
@@ -162,37 +169,10 @@ class TrustUse:
 
 
 def _read_listing(path: str) -> List[Tuple[str, str]]:
-    """``sha256sum`` lines (digest, plain file name) from a small file on the media.
-
-    A name must be printable, without ``/``, not hidden and at most 255 characters, so that
-    messages can show it as it is.
-    """
     try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read(1 << 20)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise IngestError(f"cannot read {path}: {exc}") from None
-    rows = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        parts = line.split(None, 1)
-        name = parts[1].strip().lstrip("*") if len(parts) == 2 else ""
-        if (
-            len(parts) != 2
-            or not is_sha256_hex(parts[0])
-            or not name
-            or "/" in name
-            or name.startswith(".")
-            or len(name) > 255
-            or not name.isprintable()
-        ):
-            raise IngestError(
-                f"{path} line {number} is not '<sha256>  <file name>' (got {quote(line)}); copy it again "
-                "from the media"
-            )
-        rows.append((parts[0], name))
-    return rows
+        return read_sums(path)
+    except StreamError as exc:
+        raise IngestError(f"{exc}; copy it again from the media") from None
 
 
 def _parts(options: IngestOptions) -> Tuple[List[str], Optional[List[str]]]:
@@ -289,9 +269,8 @@ def _check_digests(
         if whole != options.sha256:
             raise Refused(
                 "outer digest",
-                f"{options.src} has sha256 {whole} but the value given out of band is {options.sha256}: "
-                "the copy is damaged or is not the bundle you were told about; copy it again from the "
-                "media and compare the digest with the low side",
+                f"{options.src} does not have the sha256 given out of band ({options.sha256}): the copy is "
+                f"damaged, is not the bundle you were told about, or the digest was mistyped. {_NO_PASTE}",
             )
         return
     for path, expected, actual, size in zip(parts, expected_parts, part_digests, part_sizes):
@@ -304,8 +283,9 @@ def _check_digests(
     if whole != options.sha256:
         raise Refused(
             "chunks",
-            f"the reassembled chunks hash to {whole} but the value given out of band is {options.sha256}: "
-            "chunks are missing, reordered or from another bundle; copy the whole set again",
+            f"every chunk matches its list, but together they do not have the sha256 given out of band "
+            f"({options.sha256}): chunks are missing, reordered or from another bundle, or the digest was "
+            f"mistyped. Copy the whole set again. {_NO_PASTE}",
         )
 
 
@@ -346,14 +326,14 @@ def _check_version(
     last = high_water.get(channel)
     if last is None or manifest["version"] > last:
         return False
-    what = "an older" if manifest["version"] < last else "the same"
+    what = f"older than version {last}" if manifest["version"] < last else f"the same version as {last}"
     if options.allow_rollback:
         if not options.override_reason:
             raise IngestError("allow_rollback needs override_reason (it is written to the audit log)")
         return True
     raise Refused(
         "version",
-        f"bundle version {manifest['version']} of channel {channel} is {what} version as {last}, already "
+        f"bundle version {manifest['version']} of channel {channel} is {what}, already "
         "ingested: rollback and replay are refused. Ask the low side for a newer bundle; only if you "
         "really mean to go back, rerun with allow_rollback=true and an override_reason (audited).",
         key_ids,
@@ -636,11 +616,11 @@ def _verify(
     if os.path.isfile(sha_file):
         rows = _read_listing(sha_file)
         if not rows or rows[0][0] != options.sha256:
-            listed = rows[0][0] if rows else "nothing"
             raise Refused(
                 "outer digest",
-                f"{os.path.basename(sha_file)} on the media says {listed}, the value given out of band is "
-                f"{options.sha256}: this media does not carry the bundle you were told about",
+                f"{os.path.basename(sha_file)} on the media lists another sha256 than the one given out of "
+                f"band ({options.sha256}): this media does not carry the bundle you were told about, or the "
+                f"digest was mistyped. {_NO_PASTE}",
             )
     parts, expected_parts = _parts(options)
     source = PartsSource(parts)

@@ -23,8 +23,9 @@ import re
 import threading
 from typing import Any, List, Optional, Sequence, Tuple
 
+from ansible_collections.airgap.llm.plugins.module_utils._digest import is_sha256_hex
 from ansible_collections.airgap.llm.plugins.module_utils._errors import AirgapError, quote
-from ansible_collections.airgap.llm.plugins.module_utils._io import FileError, Writer, fsync_dir
+from ansible_collections.airgap.llm.plugins.module_utils._io import FileError, Writer, fsync_dir, read_bounded
 
 __all__ = [
     "BLOCK",
@@ -34,16 +35,48 @@ __all__ = [
     "PartsSource",
     "StreamError",
     "parse_size",
+    "read_sums",
 ]
 
 BLOCK = 1 << 20
 MIN_CHUNK = 512
+MAX_SUMS = 1 << 20
 _SIZE_RE = re.compile(r"^([0-9]+)(?:\s*([KMGT])(I?)(B?))?$", re.IGNORECASE)
 _UNIT_POWER = {"K": 1, "M": 2, "G": 3, "T": 4}
 
 
 class StreamError(AirgapError):
     """Reading or writing a bundle stream failed."""
+
+
+def read_sums(path: str) -> List[Tuple[str, str]]:
+    """The ``sha256sum`` lines of a small digest file (``.sha256``, ``.chunks.sha256``): (digest, name).
+
+    A name must be a plain file name (printable, no ``/``, not hidden, at most 255 characters), so
+    that messages can show it as it is. Raises :class:`StreamError` naming the file and line.
+    """
+    try:
+        text = read_bounded(path, MAX_SUMS).decode("utf-8")
+    except (OSError, FileError, UnicodeDecodeError) as exc:
+        raise StreamError(f"cannot read {path}: {exc}") from None
+    rows = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        parts = line.split(None, 1)
+        name = parts[1].strip().lstrip("*") if len(parts) == 2 else ""
+        if (
+            len(parts) != 2
+            or not is_sha256_hex(parts[0])
+            or not name
+            or "/" in name
+            or name.startswith(".")
+            or len(name) > 255
+            or not name.isprintable()
+        ):
+            raise StreamError(f"{path} line {number} is not '<sha256>  <file name>' (got {quote(line)})")
+        rows.append((parts[0], name))
+    return rows
 
 
 def parse_size(value: object, what: str = "chunk_size") -> Tuple[int, str]:

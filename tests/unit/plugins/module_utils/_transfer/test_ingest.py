@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import tarfile
 
 import pytest
@@ -274,7 +275,7 @@ def test_after_an_audited_rollback_of_current_numbering_continues_and_replays_st
     os.unlink(site.repo / "current")
     os.symlink("states/000001", site.repo / "current")  # the operator points current back
     _audit.append(str(site.audit), action="rollback", outcome="ok", operator="unit", detail="current -> 1")
-    _refused(site, lambda: site.ingest(v[2]), "version", "is an older version as 3")
+    _refused(site, lambda: site.ingest(v[2]), "version", "is older than version 3, already ingested")
     result = site.ingest(v[4])
     assert result["current"] == "states/000004"
     index = json.loads((site.repo / "current" / "index.json").read_text())
@@ -493,6 +494,41 @@ def test_a_digest_one_digit_short_is_named_before_anything_is_written(site, v):
     assert "sha256 '" + v[2]["sha256"][:20] in str(info.value)
     assert "it has 63 hexadecimal digits, not 64" in str(info.value)
     assert (site.snapshot(), site.events()) == (before, events)
+
+
+def _media_copy(site, bundle, folder, with_sha256_file):
+    """The bundle (or its chunks and chunk list) copied to other "media", with or without its .sha256."""
+    media = site.repo.parent / folder
+    media.mkdir()
+    source = os.path.dirname(bundle["tar"])
+    base = os.path.basename(bundle["tar"])
+    for name in os.listdir(source):
+        if name.startswith(base) and (with_sha256_file or name != base + ".sha256"):
+            shutil.copyfile(os.path.join(source, name), media / name)
+    return str(media / base)
+
+
+@pytest.mark.parametrize("with_sha256_file", [True, False])
+def test_a_mistyped_digest_is_refused_without_offering_the_right_one_for_a_paste(site, v, with_sha256_file):
+    site.establish(v[1])
+    typo = v[2]["sha256"][:-1] + ("0" if v[2]["sha256"][-1] != "0" else "1")
+    tar = _media_copy(site, v[2], "media", with_sha256_file)
+    message = _refused(site, lambda: site.ingest({"tar": tar, "sha256": typo}), "outer digest")
+    if with_sha256_file:
+        assert f"on the media lists another sha256 than the one given out of band ({typo})" in message
+    else:
+        assert f"does not have the sha256 given out of band ({typo})" in message
+    assert v[2]["sha256"] not in message
+    assert "never take it from the media" in message
+
+
+def test_a_mistyped_digest_of_a_chunked_bundle_is_refused_without_offering_the_right_one(site, bundles):
+    chunked = bundles.build(6, chunk_size=4096, name="-chunks-typo")
+    site.establish(bundles.build(1, name="-typo"))
+    tar = _media_copy(site, chunked, "media", with_sha256_file=False)
+    message = _refused(site, lambda: site.ingest({"tar": tar, "sha256": "0" * 64}), "chunks")
+    assert "every chunk matches its list, but together they do not have the sha256" in message
+    assert chunked["sha256"] not in message
 
 
 def test_the_ingest_summary_says_what_was_added_and_what_was_already_there(site, v):
