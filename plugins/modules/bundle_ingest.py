@@ -14,7 +14,8 @@ description:
     staging its members in the repository's C(tmp/) while hashing them. Then runs the checks below
     in this order and refuses the bundle at the first failure, with a message that says what to do.
   - Check 1, outer digest. The whole tarball against O(sha256), the value given out of band (and
-    the C(.sha256) file on the media against O(sha256)).
+    the C(.sha256) file on the media against O(sha256)). A mismatch does not print the digest the
+    media has, so that nobody pastes it in place of the value received out of band.
   - Check 2, chunks. Every chunk listed is present and matches its digest, and the reassembled
     stream matches O(sha256).
   - Check 3, signatures. At least the threshold of valid Ed25519 signatures on C(bundle.json) by
