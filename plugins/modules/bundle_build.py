@@ -24,8 +24,8 @@ description:
     the tarball.
   - With O(inventory) (from M(airgap.llm.repo_inventory) on the high side), files of every kind
     whose digest and size the high-side repository already holds are listed with C(omitted=true) and
-    not shipped: downloads and model blobs by their known digest, local files and the files of local
-    directories (wheelhouses, C(.deb) sets) by a digest taken first. Only local files whose size
+    not shipped (downloads and model blobs by their known digest, local files and the files of local
+    directories such as wheelhouses and C(.deb) sets by a digest taken first). Only local files whose size
     some blob of the inventory has are read for that; a file that changes between that read and the
     one that ships it fails the build.
   - Downloads go through the collection's one HTTP client; proxies from the environment are ignored.
@@ -94,8 +94,8 @@ options:
   chunk_size:
     description:
       - Split the tarball into chunks of at most this size. A plain number is bytes; V(40MB) or
-        V(4GB) are decimal (powers of 1000, as media are sold: V(40MB) is 40,000,000 bytes);
-        V(40MiB) or V(40M), V(4GiB) or V(4G) are binary (powers of 1024: V(40M) is 41,943,040
+        V(4GB) are decimal (powers of 1000, as media are sold, so V(40MB) is 40,000,000 bytes);
+        V(40MiB) or V(40M), V(4GiB) or V(4G) are binary (powers of 1024, so V(40M) is 41,943,040
         bytes). C(chunk_size_note) in the result says how the value was read.
     type: str
   force:

@@ -51,7 +51,7 @@ description:
     C(states/), also when C(current) was pointed back at an older state.
   - Idempotent. A bundle whose digest is already the last one of its channel is not read again;
     the result says C(already_ingested) and lists its artifacts as already there.
-  - Reports what the bundle brought in the shape of M(airgap.llm.repo_list): C(added) (names and
+  - Reports what the bundle brought in the shape of M(airgap.llm.repo_list), as C(added) (names and
     versions the repository did not serve), C(already_there) (served before with the same files;
     they keep the bundle that first brought them) and C(replaced) (served before with other files),
     and the same as aligned text in C(lines) for the play output.
@@ -73,8 +73,8 @@ options:
     required: true
   sha256:
     description:
-      - The SHA-256 of the whole tarball, as received out of band (phone, paper, separate channel):
-        64 hexadecimal digits, with or without C(sha256:) first.
+      - The SHA-256 of the whole tarball, as received out of band (phone, paper, separate channel),
+        as 64 hexadecimal digits, with or without C(sha256:) first.
     type: str
     required: true
   repository:

@@ -10,10 +10,10 @@ module: repo_list
 short_description: List what the artifact repository serves (high side)
 version_added: 0.2.0
 description:
-  - Reads the repository's C(current) state and lists every artifact version it serves: name,
-    version, kind, total size, digest (of its one file, or a model's manifest digest; every file of
-    a multi-file artifact with its own digest), the bundle that brought it (channel, version,
-    digest), and when and by whom that bundle was ingested.
+  - Reads the repository's C(current) state and lists every artifact version it serves, with its
+    name, version, kind, total size, digest (of its one file, or a model's manifest digest; every
+    file of a multi-file artifact with its own digest), the bundle that brought it (channel,
+    version, digest), and when and by whom that bundle was ingested.
   - Returns the rows for tools (C(artifacts)) and the same as aligned text lines for people
     (C(lines); C(playbooks/repo_list.yml) prints them). M(airgap.llm.bundle_ingest) reports what an
     ingest added and found already there in the same shape.
