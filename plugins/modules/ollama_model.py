@@ -11,8 +11,9 @@ short_description: Install or remove one Ollama model, verified and atomic
 version_added: 0.1.0
 description:
   - Installs a model into an Ollama store from a directory in store layout (an export made by
-    M(airgap.llm.ollama_export)) or from an https URL of one in the artifact repository, or
-    removes it.
+    M(airgap.llm.ollama_export)), from the artifact repository on disk (its root directory, on the
+    ingest host or a node with the repository mounted), or from an https URL of the repository's
+    Ollama view; or removes it.
   - Each needed blob is hashed while it is copied (one read pass) into a private staging
     directory inside C(blobs/); a digest or size mismatch, an unreadable source or a full disk
     fails the task and removes the staging directory, so the store stays exactly as it was.
@@ -56,7 +57,12 @@ options:
     description:
       - A local directory in store layout (C(manifests/...) and C(blobs/sha256-<hex>)), or the
         https URL of one (only C(https://); proxies from the environment are not used; redirects
-        are followed only to https).
+        are followed only to https). The artifact repository serves each model in that layout at
+        C(<repository URL>/ollama/<manifest hex>/).
+      - Or the root directory of the artifact repository (C(blobs/sha256/), C(states/),
+        C(current)), as ingest files it, for example V(/srv/airgap-llm/repo). The model is found
+        through the index C(current) serves; when several bundles serve different manifests for it,
+        O(manifest_digest) chooses one.
       - Required with O(state=present).
     type: str
   state:
@@ -107,27 +113,34 @@ notes:
 """
 
 EXAMPLES = r"""
-- name: Install a model from a verified export on the node
+- name: Install a model from the artifact repository on this host (the ingest host, or a mount)
   airgap.llm.ollama_model:
     name: llama3.2:3b
-    path: /usr/share/ollama/.ollama/models
-    src: /srv/airgap/current/models
+    path: /var/lib/ollama/models
+    src: /srv/airgap-llm/repo
     manifest_digest: sha256:a80c4f17acd55265feec403c7aef86be0c25983ab279d83f3bcd3abbcb5b8b72
     owner: ollama
     group: ollama
 
-- name: Install from the artifact repository over https
+- name: Install from a verified export (airgap.llm.ollama_export) on the node
   airgap.llm.ollama_model:
-    name: nomic-embed-text
-    path: /usr/share/ollama/.ollama/models
-    src: https://repo.example.internal/models/
-    ca_file: /usr/local/share/ca-certificates/airgap-root.crt
+    name: nomic-embed-text:v1.5
+    path: /var/lib/ollama/models
+    src: /var/cache/airgap-llm/export
+
+- name: Install from the artifact repository over https (its Ollama view, by manifest digest)
+  airgap.llm.ollama_model:
+    name: llama3.2:3b
+    path: /var/lib/ollama/models
+    src: https://repo.example.internal/ollama/a80c4f17acd55265feec403c7aef86be0c25983ab279d83f3bcd3abbcb5b8b72/
+    manifest_digest: a80c4f17acd55265feec403c7aef86be0c25983ab279d83f3bcd3abbcb5b8b72
+    ca_file: /usr/local/share/ca-certificates/airgap-llm-ca.crt
     timeout: 30
 
 - name: Remove a model, keeping blobs other models use
   airgap.llm.ollama_model:
     name: llama3.2:1b
-    path: /usr/share/ollama/.ollama/models
+    path: /var/lib/ollama/models
     state: absent
 """
 
@@ -246,7 +259,7 @@ def main() -> None:
             if params["owner"] is not None or params["group"] is not None:
                 owner = Owner.resolve(params["owner"], params["group"])
             source = make_source(
-                params["src"], params["ca_file"], params["timeout"], params["validate_certs"]
+                params["src"], params["ca_file"], params["timeout"], params["validate_certs"], pin
             )
             result = install_model(
                 store,
