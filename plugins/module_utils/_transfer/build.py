@@ -234,19 +234,26 @@ def _model(
 ) -> Tuple[List[PlannedFile], bytes, str]:
     """Files of one model: its blobs (src in the store) and its manifest (bytes, returned apart)."""
     where = f"model {art.model}"
+    setting = "store on the artifact" if art.store else "ollama_store in the bundle spec"
     if not store_path:
         raise BundleError(
-            f"{where}: no Ollama store given (ollama_store in the spec or store on the artifact)"
+            f"{where}: no Ollama store given; set ollama_store in the bundle spec (or store on the artifact) "
+            "to the directory holding manifests/ and blobs/ (OLLAMA_MODELS)"
         )
     try:
         name = ModelName.parse(art.model)
         store = Store(_resolve_path(base_dir, store_path))
-        store.check_layout()
+        store.check_layout(setting=setting)
         manifest = store.read_manifest(name)
+        if manifest is None:
+            held = store.model_names()
     except OllamaError as exc:
         raise BundleError(f"{where}: {exc}") from None
     if manifest is None:
-        raise BundleError(f"{where}: not in store {store.given}; pull it on the low side first")
+        raise BundleError(
+            f"{where}: not in the store {store.given} ({setting}), which holds: {held}. Check the name "
+            "(model, or name:version of the artifact), or pull the model on the low side first"
+        )
     source = f"ollama://{name.fullname}"
     files = []
     for layer in manifest.blobs:

@@ -19,6 +19,7 @@ from ansible_collections.airgap.llm.plugins.module_utils._transfer import ingest
 from ansible_collections.airgap.llm.plugins.module_utils._transfer import repo as _repo
 from ansible_collections.airgap.llm.plugins.module_utils._transfer import sign as _sign
 from ansible_collections.airgap.llm.plugins.module_utils._transfer import spec as _spec
+from ansible_collections.airgap.llm.tests import ollama_store
 
 NOW = datetime.datetime(2026, 11, 22, tzinfo=datetime.timezone.utc)
 PASS = "unit-test-passphrase"  # noqa: S105 - throwaway key
@@ -209,3 +210,24 @@ def test_only_local_files_whose_size_the_inventory_holds_are_read_early(tmp_path
     assert [os.path.basename(p) for p in seen] == ["open_webui-0.6.5-py3-none-any.whl"]
     assert built["omitted_files"] == 0
     assert built["bytes_hashed"] == 5000 + 3000 + 2200 + 2500 + 10 + 5000
+
+
+def test_a_model_name_typo_lists_the_models_of_the_store_and_names_the_spec_key(tmp_path):
+    store = tmp_path / "store"
+    ollama_store.add_model(str(store), "llama3.2:3b", model_size=1000)
+    ollama_store.add_model(str(store), "team/other:v2", model_size=1000)
+    spec = {
+        "version": 1,
+        "ollama_store": str(store),
+        "artifacts": [{"name": "llama3.2", "version": "3B", "kind": "model"}],
+    }
+    with pytest.raises(_spec.BundleError) as info:
+        _build.build(spec, _options(tmp_path))
+    assert str(info.value) == (
+        f"model llama3.2:3B: not in the store {store} (ollama_store in the bundle spec), which holds: "
+        "llama3.2:3b, team/other:v2. Check the name (model, or name:version of the artifact), or pull the "
+        "model on the low side first"
+    )
+    spec["ollama_store"] = str(tmp_path / "nowhere")
+    with pytest.raises(_spec.BundleError, match=r"does not exist; check ollama_store in the bundle spec$"):
+        _build.build(spec, _options(tmp_path))
