@@ -7,6 +7,7 @@ before anything is written; an ingest and the repository listing say what the re
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 from ansible_collections.airgap.llm.plugins.module_utils._transfer import build as _build
@@ -220,3 +221,85 @@ def test_the_listing_of_no_repository_says_what_to_do(playbook, tmp_path):
         in proc.stdout
     )
     assert not (tmp_path / "nothing").exists()
+
+
+def test_each_signer_signs_on_their_own_turn_with_their_own_passphrase(media, playbook, tmp_path):
+    """k of n as it is meant: the builder signs with their key, the next signer adds theirs later."""
+    spec = tmp_path / "spec.yml"
+    spec.write_text(
+        "version: 7\nartifacts:\n  - {name: open-webui, version: 0.6.5, kind: wheelhouse, path: "
+        f"{media['root'] / 'wheelhouse'}}}\n"
+    )
+    out = tmp_path / "out"
+    # Each signer's own variables: one key, one passphrase (from their own vault file in real life).
+    builder = {"bundle_key_path": media["keys"][0], "bundle_key_passphrase": PASSPHRASE}
+    built = playbook("bundle.yml", {"bundle_spec_file": str(spec), "bundle_dest": str(out), **builder})
+    assert built.returncode == 0, built.stdout + built.stderr
+    assert "Next: each further signer adds a signature (bundle_to_sign)" in built.stdout
+    tar = str(out / "airgap-llm-stable-000007.tar")
+    first = (out / "airgap-llm-stable-000007.tar.sha256").read_text().split()[0]
+    one_signer = playbook("ingest.yml", _vars(media, tmp_path, ingest_src=tar, ingest_sha256=first))
+    assert one_signer.returncode == 2
+    assert "bundle has 1 of the 2 required signatures" in one_signer.stdout
+    second_signer = {"bundle_key_path": media["keys"][1], "bundle_key_passphrase": PASSPHRASE}
+    signed = playbook(
+        "bundle.yml", {"bundle_to_sign": tar, "bundle_sha256": "sha256:" + first, **second_signer}
+    )
+    assert signed.returncode == 0, signed.stdout + signed.stderr
+    final = (out / "airgap-llm-stable-000007.tar.sha256").read_text().split()[0]
+    assert f"SHA-256: {final}" in signed.stdout and final != first
+    assert PASSPHRASE not in built.stdout + signed.stdout
+    again = playbook("bundle.yml", {"bundle_to_sign": tar, **second_signer})
+    assert again.returncode == 0 and "changed=0" in again.stdout, again.stdout
+    accepted = playbook(
+        "ingest.yml",
+        _vars(media, tmp_path, ingest_src=tar, ingest_sha256=final, ingest_trust_setup=None),
+    )
+    assert accepted.returncode == 0, accepted.stdout
+    assert "Trust: 2 of " in accepted.stdout
+    events = [json.loads(line) for line in (tmp_path / "audit" / "audit.jsonl").read_text().splitlines()]
+    assert len(events[-1]["key_ids"]) == 2 and events[-1]["outcome"] == "accepted"
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        ({"bundle_to_sign": "x.tar"}, "Give either bundle_spec_file (the bundle spec) with bundle_dest"),
+        (
+            {"bundle_key_path": "/nonexistent/signer1.key"},
+            "got /nonexistent/signer1.key, which does not exist",
+        ),
+        (
+            {"bundle_spec_file": "/nonexistent/spec.yml"},
+            "bundle_spec_file (/nonexistent/spec.yml, which does not exist)",
+        ),
+        ({"bundle_chunk_size": "40 megabytes"}, "chunk_size '40 megabytes' is not a size: give bytes"),
+    ],
+)
+def test_bundle_mistakes_get_their_own_message(media, playbook, tmp_path, extra, needle):
+    spec = tmp_path / "spec.yml"
+    spec.write_text(
+        f"version: 1\nartifacts:\n  - {{name: a, version: '1', path: {media['root'] / 'notes.txt'}}}\n"
+    )
+    variables = {
+        "bundle_spec_file": str(spec),
+        "bundle_dest": str(tmp_path / "out"),
+        "bundle_key_path": media["keys"][0],
+        "bundle_key_passphrase": PASSPHRASE,
+        **extra,
+    }
+    proc = playbook("bundle.yml", variables)
+    assert proc.returncode == 2, proc.stdout
+    assert needle in proc.stdout, proc.stdout[-2000:]
+    assert not (tmp_path / "out").exists() or os.listdir(tmp_path / "out") == []
+
+
+def test_a_short_passphrase_at_keygen_is_named_and_never_shown(playbook, tmp_path):
+    proc = playbook(
+        "bundle_keygen.yml",
+        {"bundle_key_path": str(tmp_path / "k" / "s.key"), "bundle_key_passphrase": "tooshort"},
+    )
+    assert proc.returncode == 2
+    assert "bundle_key_passphrase is shorter than 12 characters" in proc.stdout
+    assert "tooshort" not in proc.stdout + proc.stderr
+    assert not (tmp_path / "k").exists()

@@ -75,6 +75,7 @@ __all__ = [
     "read_outer",
     "regular_size",
     "walk_directory",
+    "write_digest_files",
 ]
 
 STORE_LOCK_TIMEOUT = 60.0
@@ -639,11 +640,7 @@ def build(raw_spec: Any, options: BuildOptions, check_mode: bool = False) -> Dic
         sink.abort()
         raise
     writer.close()
-    name = os.path.basename(paths["tar"])
-    if options.chunk_size is not None:
-        lines = "".join(f"{h}  {os.path.basename(p)}\n" for p, h, _s in parts)
-        atomic_write(paths["chunks"], lines.encode("ascii"))
-    atomic_write(paths["sha256"], f"{digest}  {name}\n".encode("ascii"))
+    write_digest_files(paths, digest, parts, options.chunk_size is not None)
     result.update(
         sha256=digest,
         size=sink.size,
@@ -657,6 +654,16 @@ def build(raw_spec: Any, options: BuildOptions, check_mode: bool = False) -> Dic
         expires=format_time(spec.expires),
     )
     return result
+
+
+def write_digest_files(
+    paths: Dict[str, str], digest: str, parts: Sequence[Tuple[str, str, int]], chunked: bool
+) -> None:
+    """After the tarball (or its chunks) is in place: the chunk list, then ``.sha256`` last."""
+    if chunked:
+        lines = "".join(f"{h}  {os.path.basename(p)}\n" for p, h, _s in parts)
+        atomic_write(paths["chunks"], lines.encode("ascii"))
+    atomic_write(paths["sha256"], f"{digest}  {os.path.basename(paths['tar'])}\n".encode("ascii"))
 
 
 def _remove_outputs(paths: Dict[str, str]) -> None:

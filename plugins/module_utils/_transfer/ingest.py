@@ -89,7 +89,18 @@ from ansible_collections.airgap.llm.plugins.module_utils._transfer.trust import 
     save_policy,
 )
 
-__all__ = ["STEPS", "IngestError", "IngestOptions", "Refused", "Verified", "ingest"]
+__all__ = [
+    "SIG_RE",
+    "STEPS",
+    "IngestError",
+    "IngestOptions",
+    "Refused",
+    "Verified",
+    "check_extraction",
+    "check_files",
+    "ingest",
+    "keep_in_memory",
+]
 
 SIG_RE = re.compile(r"^signatures/([0-9a-f]{16})\.sig$")
 _NO_PASTE = (
@@ -238,7 +249,8 @@ def _trust(options: IngestOptions, repo: Repository) -> TrustUse:
     return TrustUse(trust, establish=False, override=override)
 
 
-def _keep_in_memory(name: str) -> int:
+def keep_in_memory(name: str) -> int:
+    """How much of a member the scan keeps in memory: bundle.json and signatures, nothing else."""
     if name == MANIFEST:
         return MAX_MANIFEST
     if name.startswith(SIG_DIR):
@@ -352,12 +364,21 @@ def _check_expiry(options: IngestOptions, manifest: Dict[str, Any], key_ids: Lis
         )
 
 
-def _check_files(
-    options: IngestOptions, repo: Repository, manifest: Dict[str, Any], result: ScanResult, key_ids: List[str]
+def check_files(
+    manifest: Dict[str, Any],
+    result: ScanResult,
+    key_ids: List[str],
+    repo: Optional[Repository] = None,
+    verify_reused: bool = False,
 ) -> None:
+    """Check 6: every file bundle.json lists is in the archive with its digest and size; the files
+    a differential bundle left out are in ``repo`` (not checked without one: a signer on the low
+    side has no repository)."""
     for entry in manifest["files"]:
         path, digest, size = entry["path"], entry["sha256"], entry["size"]
         if entry["omitted"]:
+            if repo is None:
+                continue
             have = repo.blob_size(digest)
             if have != size:
                 raise Refused(
@@ -368,7 +389,7 @@ def _check_files(
                     "exported from this repository",
                     key_ids,
                 )
-            if options.verify_reused:
+            if verify_reused:
                 actual, _size = sha256_file(repo.blob_path(digest))
                 if actual != digest:
                     raise Refused(
@@ -396,7 +417,7 @@ def _check_files(
             )
 
 
-def _check_extraction(manifest: Dict[str, Any], result: ScanResult, key_ids: List[str]) -> None:
+def check_extraction(manifest: Dict[str, Any], result: ScanResult, key_ids: List[str]) -> None:
     """Every member must be covered by a check: listed (digest checked), bundle.json, a verified signature."""
     problems = list(result.problems)
     count = result.problem_count
@@ -625,7 +646,7 @@ def _verify(
     parts, expected_parts = _parts(options)
     source = PartsSource(parts)
     try:
-        result = scan(source, stage, _keep_in_memory)
+        result = scan(source, stage, keep_in_memory)
     except (OSError, FileError) as exc:
         source.close()
         raise IngestError(f"cannot stage the bundle in {repo.tmp}: {exc}") from None
@@ -641,8 +662,8 @@ def _verify(
     manifest = _parse_manifest(raw, key_ids)
     override = _check_version(options, manifest, high_water, key_ids)
     _check_expiry(options, manifest, key_ids)
-    _check_files(options, repo, manifest, result, key_ids)
-    _check_extraction(manifest, result, key_ids)
+    check_files(manifest, result, key_ids, repo, options.verify_reused)
+    check_extraction(manifest, result, key_ids)
     return Verified(manifest, raw, key_ids, result), override
 
 

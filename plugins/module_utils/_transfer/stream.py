@@ -33,6 +33,7 @@ __all__ = [
     "BackgroundHasher",
     "ChunkedSink",
     "PartsSource",
+    "SeekingSource",
     "StreamError",
     "parse_size",
     "read_sums",
@@ -232,6 +233,67 @@ class PartsSource:
             self._handle = None
         self._hasher.close()
         return self.whole.hexdigest(), [h.hexdigest() for h in self.part_hashes], self.part_sizes
+
+
+class SeekingSource:
+    """``parts`` (paths) as one stream for a reader that needs only headers: :meth:`skip` seeks.
+
+    Nothing is hashed and :meth:`drain` reads nothing: what it reads proves nothing about the rest.
+    """
+
+    def __init__(self, parts: Sequence[str], block: int = BLOCK) -> None:
+        self.block = block
+        self.offset = 0
+        self._parts: List[Tuple[str, int]] = []
+        for path in parts:
+            try:
+                self._parts.append((path, os.stat(path).st_size))
+            except OSError as exc:
+                raise StreamError(f"cannot read {path}: {exc}") from None
+        self.size = sum(size for _path, size in self._parts)
+
+    def _locate(self, offset: int) -> Tuple[str, int, int]:
+        """(path, offset inside it, bytes left in it) of stream ``offset``."""
+        start = 0
+        for path, size in self._parts:
+            if offset < start + size:
+                return path, offset - start, start + size - offset
+            start += size
+        return "", 0, 0
+
+    def read(self, n: int) -> memoryview:
+        path, inside, left = self._locate(self.offset)
+        if not left:
+            return memoryview(b"")
+        try:
+            with open(path, "rb", buffering=0) as handle:
+                handle.seek(inside)
+                data = handle.read(min(n, left))
+        except OSError as exc:
+            raise StreamError(f"cannot read {path}: {exc}") from None
+        self.offset += len(data)
+        return memoryview(data)
+
+    def read_exact(self, n: int) -> bytes:
+        pieces: List[bytes] = []
+        while n:
+            view = self.read(n)
+            if not len(view):
+                break
+            pieces.append(bytes(view))
+            n -= len(view)
+        return b"".join(pieces)
+
+    def skip(self, n: int) -> bool:
+        """Move ``n`` bytes on; False (at the end) when the stream holds fewer."""
+        if self.offset + n > self.size:
+            self.offset = self.size
+            return False
+        self.offset += n
+        return True
+
+    def drain(self) -> None:
+        """Nothing: the rest is not read."""
 
 
 class ChunkedSink:
