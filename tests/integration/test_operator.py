@@ -303,3 +303,20 @@ def test_a_short_passphrase_at_keygen_is_named_and_never_shown(playbook, tmp_pat
     assert "bundle_key_passphrase is shorter than 12 characters" in proc.stdout
     assert "tooshort" not in proc.stdout + proc.stderr
     assert not (tmp_path / "k").exists()
+
+
+def test_the_trust_policy_is_recorded_before_the_first_bundle(media, playbook, tmp_path):
+    variables = _vars(media, tmp_path, ingest_src=None, ingest_sha256=None)
+    proc = playbook("ingest.yml", variables)
+    assert proc.returncode == 0, proc.stdout
+    policy = json.loads((tmp_path / "repo" / "trust.json").read_text())
+    assert policy["threshold"] == 2 and len(policy["keys"]) == 2
+    events = [json.loads(line) for line in (tmp_path / "audit" / "audit.jsonl").read_text().splitlines()]
+    assert [(e["action"], e["outcome"]) for e in events] == [("trust", "established")]
+    assert not list((tmp_path / "repo" / "states").iterdir())
+    first = playbook(
+        "ingest.yml",
+        _vars(media, tmp_path, ingest_trust_setup=None, ingest_trusted_key_files=None, ingest_threshold=None),
+    )
+    assert first.returncode == 0, first.stdout
+    assert "Trust: 2 of " in first.stdout
