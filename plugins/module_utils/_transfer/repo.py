@@ -40,9 +40,11 @@ from ansible_collections.airgap.llm.plugins.module_utils._errors import AirgapEr
 from ansible_collections.airgap.llm.plugins.module_utils._io import (
     FileError,
     LockTimeout,
+    Owner,
     atomic_write,
     flock,
     fsync_dir,
+    make_dirs,
     settle,
 )
 from ansible_collections.airgap.llm.plugins.module_utils._transfer.spec import CHANNEL_RE
@@ -158,8 +160,11 @@ class Repository:
         return os.path.isdir(self.blobs)
 
     def init(self) -> bool:
-        """Create the layout; True if anything was created."""
-        created = False
+        """Create the layout, and the directories above it on a fresh host; True if anything was created."""
+        try:
+            created = bool(make_dirs(os.path.dirname(self.root), Owner(), "/"))
+        except FileError as exc:
+            raise RepoError(f"cannot create the repository {self.root}: {exc}") from None
         for path in (self.root, os.path.dirname(self.blobs), self.blobs, self.bundles, self.states, self.tmp):
             try:
                 os.mkdir(path, 0o755)

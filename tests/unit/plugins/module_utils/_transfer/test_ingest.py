@@ -579,3 +579,18 @@ def test_check_mode_says_what_an_ingest_would_add(site, v):
     assert all(r["ingested_at"] is None for r in planned["added"])
     assert [r["name"] for r in planned["already_there"]] == ["tool"]
     assert site.snapshot() == before
+
+
+def test_the_first_ingest_on_a_fresh_host_creates_the_directories_above_the_repository(tmp_path, v, signers):
+    repo = tmp_path / "srv" / "airgap-llm" / "repo"  # /srv/airgap-llm does not exist on a fresh host
+    options = _ingest.IngestOptions(
+        src=v[1]["tar"],
+        sha256=v[1]["sha256"],
+        repository=str(repo),
+        audit_log=str(tmp_path / "log" / "audit.jsonl"),
+        operator="unit",
+        trusted_keys=[s["pem"] for s in signers],
+        threshold=2,
+    )
+    assert _ingest.ingest(options)["current"] == "states/000001"
+    assert (repo / "current" / "index.json").is_file()
