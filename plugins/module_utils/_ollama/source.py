@@ -11,7 +11,7 @@ import contextlib
 import hashlib
 import os
 import urllib.parse
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import ContextManager, Dict, Iterator, List, Optional, Tuple
 
 from ansible_collections.airgap.llm.plugins.module_utils._errors import quote
 from ansible_collections.airgap.llm.plugins.module_utils._io import (
@@ -52,16 +52,20 @@ def is_repository(path: str) -> bool:
     )
 
 
-def _open_blob(path: str, what: str) -> int:
-    """A readable file descriptor on the regular file ``path`` (never through a link)."""
+@contextlib.contextmanager
+def _open_blob(path: str, what: str) -> Iterator[int]:
+    """A readable file descriptor on the regular file ``path`` (never through a link), closed after."""
     try:
         fd, _st = open_regular(path)
     except NotRegularError as exc:
         raise SourceError(f"cannot open source blob {what}: {exc.reason}") from None
     except OSError as exc:
         raise SourceError(f"cannot open source blob {what}: {exc.strerror}") from None
-    advise_sequential(fd)
-    return fd
+    try:
+        advise_sequential(fd)
+        yield fd
+    finally:
+        os.close(fd)
 
 
 class LocalSource:
@@ -99,13 +103,8 @@ class LocalSource:
             )
         return raw
 
-    @contextlib.contextmanager
-    def open_blob(self, layer: Layer) -> Iterator[int]:
-        fd = _open_blob(self.store.blob_path(layer.hex), self.describe(layer))
-        try:
-            yield fd
-        finally:
-            os.close(fd)
+    def open_blob(self, layer: Layer) -> ContextManager[int]:
+        return _open_blob(self.store.blob_path(layer.hex), self.describe(layer))
 
 
 def _model_shown(text: object) -> str:
@@ -195,13 +194,8 @@ class RepositorySource:
             )
         return raw
 
-    @contextlib.contextmanager
-    def open_blob(self, layer: Layer) -> Iterator[int]:
-        fd = _open_blob(self.repo.blob_path(layer.hex), self.describe(layer))
-        try:
-            yield fd
-        finally:
-            os.close(fd)
+    def open_blob(self, layer: Layer) -> ContextManager[int]:
+        return _open_blob(self.repo.blob_path(layer.hex), self.describe(layer))
 
 
 class HttpsSource:

@@ -194,15 +194,16 @@ class Repository:
 
     # -- reading --------------------------------------------------------------------------------
 
-    def _read_json(self, path: str, fmt: str, limit: int = MAX_JSON) -> Dict[str, Any]:
+    def _read_json(self, path: str, fmt: Optional[str], limit: int = MAX_JSON) -> Dict[str, Any]:
+        """A JSON object of the repository, strictly read; ``fmt``: its ``format`` (None: it has none)."""
         try:
             doc = _json.load_file(path, path, limit=limit, max_depth=8)
         except (OSError, FileError) as exc:
             raise RepoError(f"cannot read {path}: {exc}; {DAMAGED}") from None
         except _json.JSONError as exc:
             raise RepoError(f"{exc}; {DAMAGED}") from None
-        if not isinstance(doc, dict) or doc.get("format") != fmt:
-            raise RepoError(f"{path} is not a {fmt} document; {DAMAGED}")
+        if not isinstance(doc, dict) or (fmt is not None and doc.get("format") != fmt):
+            raise RepoError(f"{path} is not a {fmt or 'JSON object'} document; {DAMAGED}")
         return doc
 
     def current_target(self) -> Optional[str]:
@@ -256,15 +257,9 @@ class Repository:
         if isinstance(version, bool) or not isinstance(version, int) or version < 1:
             return None
         path = os.path.join(self.root, self.bundle_meta_rel(channel, version, digest), INGEST_RECORD)
-        try:
-            doc = _json.load_file(path, path, limit=MAX_STATE, max_depth=4)
-        except FileNotFoundError:
+        if not os.path.lexists(path):
             return None
-        except (OSError, FileError) as exc:
-            raise RepoError(f"cannot read {path}: {exc}; {DAMAGED}") from None
-        except _json.JSONError as exc:
-            raise RepoError(f"{exc}; {DAMAGED}") from None
-        _expect(doc, "an object", path)
+        doc = self._read_json(path, None, MAX_STATE)
         for key in ("ingested_at", "operator"):
             _expect(doc.get(key), "a string", f"{path}: {key}")
         return doc

@@ -154,7 +154,25 @@ class BackgroundHasher:
             raise StreamError(f"hashing failed: {self._error}")
 
 
-class PartsSource:
+class _Stream:
+    """What the tar reader needs of a stream besides ``read``: exactly ``n`` bytes, or fewer at its end."""
+
+    def read(self, n: int) -> memoryview:  # pragma: no cover - every stream has its own
+        raise NotImplementedError
+
+    def read_exact(self, n: int) -> bytes:
+        pieces: List[bytes] = []
+        need = n
+        while need:
+            view = self.read(need)
+            if not len(view):
+                break
+            pieces.append(bytes(view))
+            need -= len(view)
+        return b"".join(pieces)
+
+
+class PartsSource(_Stream):
     """Read ``parts`` (paths) back to back as one stream.
 
     The whole stream and each part are hashed in the background. :meth:`read` returns at most
@@ -207,17 +225,6 @@ class PartsSource:
         self.offset += len(out)
         return out
 
-    def read_exact(self, n: int) -> bytes:
-        pieces: List[bytes] = []
-        need = n
-        while need:
-            view = self.read(need)
-            if not len(view):
-                break
-            pieces.append(bytes(view))
-            need -= len(view)
-        return b"".join(pieces)
-
     def drain(self) -> None:
         """Read (and so hash) whatever is left."""
         while len(self.read(self.block)):
@@ -235,7 +242,7 @@ class PartsSource:
         return self.whole.hexdigest(), [h.hexdigest() for h in self.part_hashes], self.part_sizes
 
 
-class SeekingSource:
+class SeekingSource(_Stream):
     """``parts`` (paths) as one stream for a reader that needs only headers: :meth:`skip` seeks.
 
     Nothing is hashed and :meth:`drain` reads nothing: what it reads proves nothing about the rest.
@@ -273,16 +280,6 @@ class SeekingSource:
             raise StreamError(f"cannot read {path}: {exc}") from None
         self.offset += len(data)
         return memoryview(data)
-
-    def read_exact(self, n: int) -> bytes:
-        pieces: List[bytes] = []
-        while n:
-            view = self.read(n)
-            if not len(view):
-                break
-            pieces.append(bytes(view))
-            n -= len(view)
-        return b"".join(pieces)
 
     def skip(self, n: int) -> bool:
         """Move ``n`` bytes on; False (at the end) when the stream holds fewer."""
