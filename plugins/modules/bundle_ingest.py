@@ -159,9 +159,9 @@ EXAMPLES = r"""
     sha256: "{{ bundle_sha256 }}"
     repository: /srv/airgap-llm/repo
     trusted_keys:
-      - "{{ lookup('ansible.builtin.file', 'keys/signer1.pub') }}"
-      - "{{ lookup('ansible.builtin.file', 'keys/signer2.pub') }}"
-      - "{{ lookup('ansible.builtin.file', 'keys/signer3.pub') }}"
+      - "{{ lookup('ansible.builtin.file', 'keys/signer1.key.pub') }}"
+      - "{{ lookup('ansible.builtin.file', 'keys/signer2.key.pub') }}"
+      - "{{ lookup('ansible.builtin.file', 'keys/signer3.key.pub') }}"
     threshold: 2
     audit_log: /var/log/airgap-llm/audit.jsonl
     operator: alice
