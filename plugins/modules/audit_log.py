@@ -22,7 +22,7 @@ description:
     C(audit.jsonl-20261129-1764417600)). When O(path) is missing or empty, the next event continues
     the chain of the newest rotated file (its C(seq) goes on, its C(prev) is that file's last
     C(hash)), and O(state=verified) walks every rotated file in the order of their entries, then
-    O(path): one chain from the first event on. A rotated file that is missing, altered or out of
+    O(path), as one chain from the first event on. A rotated file that is missing, altered or out of
     place breaks it.
   - C(airgap.llm.bundle_ingest) writes its own events (accepted and refused bundles) to the same log.
 author:

@@ -10,15 +10,15 @@ module: egress_report
 short_description: Account for the attempts an nftables egress guard denied since the last look
 version_added: 0.2.0
 description:
-  - Reads the guard's table (O(family) O(table)): whether it exists, its base chains with their
-    hooks and policies, and its named O(counters) of denied packets. The difference to the values
+  - Reads the guard's table (O(family) O(table)), that is whether it exists, its base chains with
+    their hooks and policies, and its named O(counters) of denied packets. The difference to the values
     recorded at the last look is the number of denied attempts since then; when the table was
-    replaced in between (a new ruleset, a reboot, a rollback: its handle changed) its counters
+    replaced in between (a new ruleset, a reboot, a rollback; its handle changed) its counters
     started again at zero, the whole value counts, and RV(counters_restarted) says so.
   - Reads the lines the guard's log gained since the last look (LOGEMU lines that ulogd writes for
     the guard's C(log group) rule, tagged C(<prefix>-out), C(<prefix>-in) or C(<prefix>-fwd)),
     across one rotation of the log (C(<log>.1)), at most O(max_bytes), and groups them by
-    destination (outgoing and forwarded) and by source (incoming). The log is rate-limited: the
+    destination (outgoing and forwarded) and by source (incoming). The log is rate-limited; the
     counters give the number, the log the destinations of the attempts it kept.
   - Records where this look stopped (counter values, the table's handle, the log's inode and
     offset, the time) in O(state_file), replaced atomically. The module judges nothing; the caller

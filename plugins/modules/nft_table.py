@@ -15,9 +15,9 @@ description:
   - The file is checked with C(nft -c -f) against the running kernel, then loaded into an empty
     network namespace (C(unshare --net)) next to a sentinel table. A file that defines no such
     table, or that removes or adds any other (a C(flush ruleset), a second table), is refused. The
-    listing the namespace gives (C(nft -s list table)) is compared with the live table's: when they
+    listing the namespace gives (C(nft -s list table)) is compared with the live table's; when they
     are equal nothing is done, however the file is spelled.
-  - A change is applied with one C(nft -f) (one netlink transaction: all of it or nothing). Write
+  - A change is applied with one C(nft -f) (one netlink transaction, all of it or nothing). Write
     O(src) so that it replaces the table as a whole, for example C(table inet t),
     C(delete table inet t), then C(table inet t { ... }).
   - With O(rollback_after), the live table (or its absence) is first saved to O(rollback_file) and a
