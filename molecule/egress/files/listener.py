@@ -20,7 +20,7 @@ def main() -> None:
         selector.register(server, selectors.EVENT_READ, port)
     with open(log_path, "a", encoding="ascii", buffering=1) as log:
         while True:
-            for key, _ in selector.select():
+            for key, _events in selector.select():
                 conn, (address, peer_port) = key.fileobj.accept()
                 log.write(f"{address} {peer_port} {key.data}\n")
                 try:

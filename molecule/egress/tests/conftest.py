@@ -1,54 +1,16 @@
-"""Helpers of the egress scenario's testinfra tests: open nodes, run modules and playbooks, probe ports."""
+"""Helpers of the egress scenario's tests: open nodes, run modules (tests/scenario_kit.py) and playbooks."""
 
-import json
 import os
 import subprocess
 import sys
 
 import pytest
-import testinfra
+from ansible_collections.airgap.llm.tests.scenario_kit import node, run_module
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 BIN = os.path.dirname(sys.executable)
-
-
-@pytest.fixture(scope="module")
-def node(pytestconfig):
-    """Return a function that opens any node of the scenario by its inventory name."""
-    inventory = pytestconfig.option.ansible_inventory
-
-    def _open(name):
-        return testinfra.get_host(f"ansible://{name}?ansible_inventory={inventory}")
-
-    return _open
-
-
-@pytest.fixture(scope="module")
-def run_module(pytestconfig):
-    """Run a module on a node with `ansible`; return (succeeded, result)."""
-    inventory = pytestconfig.option.ansible_inventory
-
-    def _run(host, module, args, *flags):
-        argv = [os.path.join(BIN, "ansible"), host, "-i", inventory, "-m", module, "-a", json.dumps(args)]
-        done = subprocess.run(  # noqa: S603 - fixed argv, no shell
-            [*argv, *flags],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-            env=dict(
-                os.environ,
-                ANSIBLE_STDOUT_CALLBACK="minimal",
-                ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
-                ANSIBLE_CALLBACK_RESULT_FORMAT="json",
-                ANSIBLE_NOCOLOR="1",
-            ),
-        )
-        head, _sep, body = done.stdout.partition(" => ")
-        assert body, done.stdout + done.stderr
-        return ("SUCCESS" in head or "CHANGED" in head), json.loads(body[: body.rindex("}") + 1])
-
-    return _run
+# The shared fixtures, offered to the tests beside this scenario's own.
+__all__ = ["node", "playbook", "run_module"]
 
 
 @pytest.fixture(scope="module")

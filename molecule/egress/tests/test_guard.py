@@ -21,6 +21,8 @@ def peers(host):
 
 
 def test_the_guard_is_the_only_table_with_drop_policies(host):
+    print(f"The ruleset {host.backend.get_hostname()} ends with (nft list ruleset):")
+    print(host.check_output("nft list ruleset"))
     ruleset = json.loads(host.check_output("nft -j list ruleset"))["nftables"]
     tables = [(i["table"]["family"], i["table"]["name"]) for i in ruleset if "table" in i]
     assert tables == [("inet", "airgap_egress")]
@@ -76,7 +78,7 @@ def test_an_undeclared_address_fails_at_once_is_counted_logged_and_never_arrives
 def test_only_the_admin_network_gets_in(host, node):
     target = node("egress-target")
     before = counter(host, "denied_in")
-    outcome, _ = connect(target, ipv4(host), 22, timeout=2)
+    outcome, _millis = connect(target, ipv4(host), 22, timeout=2)
     assert outcome == "TIMEOUT"  # dropped, not refused
     assert counter(host, "denied_in") >= before + 1
     # Positive control: the controller opens a new session (the admin network).

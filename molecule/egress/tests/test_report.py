@@ -41,7 +41,7 @@ def test_verify_reports_denied_attempts_since_the_last_run(node, playbook, run_m
 
     # Two attempts from egress-node12, none from egress-node13, then the next run.
     node12 = node("egress-node12")
-    for _ in range(2):
+    for _attempt in range(2):
         assert connect(node12, target_ip, TARGET_PORT)[0] == "EHOSTUNREACH"
     second = tmp_path / "second"
     rc, out = run_verify(playbook, second)
