@@ -17,6 +17,13 @@ description:
     writes the line with a single write and fsyncs it.
   - With O(state=verified), walks the whole log and fails naming the first entry where the chain
     breaks (changed, removed, reordered or truncated lines).
+  - The log may be rotated (by logrotate, without compression). Rotated files sit beside O(path)
+    under its name plus a suffix of digits and dashes (C(audit.jsonl.1),
+    C(audit.jsonl-20261129-1764417600)). When O(path) is missing or empty, the next event continues
+    the chain of the newest rotated file (its C(seq) goes on, its C(prev) is that file's last
+    C(hash)), and O(state=verified) walks every rotated file in the order of their entries, then
+    O(path), as one chain from the first event on. A rotated file that is missing, altered or out of
+    place breaks it.
   - C(airgap.llm.bundle_ingest) writes its own events (accepted and refused bundles) to the same log.
 author:
   - airgap.llm maintainers (@airgap-llm)
@@ -103,7 +110,12 @@ entry:
     detail: site.yml
     hash: 9a1b2c3d4e5f60718293a4b5c6d7e8f9a0b1c2d3e4f5061728394a5b6c7d8e9f
 entries:
-  description: Number of entries in the log that chain correctly (after the append, if any).
+  description: Number of entries that chain correctly, in every file walked (after the append, if any).
+  returned: always
+  type: int
+  sample: 12
+last_seq:
+  description: C(seq) of the last entry that chains correctly (0 for an empty log).
   returned: always
   type: int
   sample: 12
@@ -112,13 +124,26 @@ last_hash:
   returned: always
   type: str
 broken_at:
-  description: Line number of the first broken entry, or null.
+  description: Line number of the first broken entry in its file, or null.
   returned: always
   type: int
+broken_file:
+  description: The file that holds the first broken entry, or null.
+  returned: always
+  type: str
 problem:
   description: Why that entry breaks the chain, or null.
   returned: always
   type: str
+files:
+  description:
+    - The files walked, rotated ones first in chain order, with the C(seq) of their first and last entries.
+  returned: when state is verified, and in check mode
+  type: list
+  elements: dict
+  sample:
+    - {path: /var/log/airgap-llm/audit.jsonl-20261129-1764417600, entries: 10, first_seq: 1, last_seq: 10}
+    - {path: /var/log/airgap-llm/audit.jsonl, entries: 2, first_seq: 11, last_seq: 12}
 """
 
 
@@ -140,8 +165,9 @@ def _run(module: AnsibleModule) -> dict:
         result = verify(params["path"])
         if result["broken_at"] is not None:
             raise AuditError(
-                f"audit log {params['path']} breaks at line {result['broken_at']}: {result['problem']}. "
-                "The log was altered or damaged there: keep a copy for investigation, do not append to it"
+                f"audit log {result['broken_file']} breaks at line {result['broken_at']}: "
+                f"{result['problem']}. The log was altered or damaged there: keep a copy for investigation, "
+                "do not append to it"
             )
         return dict(result, changed=False)
     missing = [k for k in ("action", "outcome", "operator") if not params[k]]
@@ -154,17 +180,19 @@ def _run(module: AnsibleModule) -> dict:
         state = verify(params["path"])
         if state["broken_at"] is not None:
             raise AuditError(
-                f"audit log {params['path']} breaks at line {state['broken_at']}: {state['problem']}"
+                f"audit log {state['broken_file']} breaks at line {state['broken_at']}: {state['problem']}"
             )
-        entry = make_entry(state["entries"] + 1, state["last_hash"] or GENESIS, **fields)
-        return dict(state, changed=True, entry=entry, entries=state["entries"] + 1)
+        entry = make_entry(state["last_seq"] + 1, state["last_hash"] or GENESIS, **fields)
+        return dict(state, changed=True, entry=entry, entries=state["entries"] + 1, last_seq=entry["seq"])
     entry = append(params["path"], **fields)
     return {
         "changed": True,
         "entry": entry,
         "entries": entry["seq"],
+        "last_seq": entry["seq"],
         "last_hash": entry["hash"],
         "broken_at": None,
+        "broken_file": None,
         "problem": None,
     }
 

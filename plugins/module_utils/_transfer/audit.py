@@ -13,6 +13,15 @@ the chain at that line; :func:`verify` names the first broken entry.
 Appends take an exclusive ``flock`` on ``<log>.lock``, check the last entry, write the new line
 with a single ``write`` on an ``O_APPEND`` descriptor and ``fsync`` it.
 
+Rotation keeps the chain: a rotated file (an *archive*) sits beside the log under the log's name
+plus a suffix of digits and dashes, as logrotate names them (``audit.jsonl.1``,
+``audit.jsonl-20261129-1764417600``). When the log is missing or empty, the next append continues
+from the archive whose last entry has the highest ``seq``: its ``seq`` goes on and its ``prev`` is
+that entry's ``hash``, so the first event of a new file chains to the last of the previous one.
+:func:`verify` walks every archive, in the order of their first entries, then the log: one chain
+from ``seq`` 1 to the end, whatever the files are called. A missing, altered or reordered archive
+breaks it where it should continue. Archives are read as they are: rotate without compression.
+
 Every field is bounded when the entry is made (``detail`` at :data:`MAX_DETAIL` characters, the
 others far less), so no line is longer than :data:`MAX_LINE` bytes whatever a refusal quotes. The
 readers (:func:`verify`, and the check of the last entry before an append) accept lines up to
@@ -27,6 +36,8 @@ import contextlib
 import datetime
 import hashlib
 import os
+import re
+import stat
 from typing import Any, Dict, List, Optional, Sequence
 
 from ansible_collections.airgap.llm.plugins.module_utils import _json
@@ -41,6 +52,7 @@ __all__ = [
     "MAX_READ_LINE",
     "AuditError",
     "append",
+    "archives",
     "bound",
     "entry_hash",
     "make_entry",
@@ -60,6 +72,7 @@ MAX_READ_LINE = 64 << 20
 """The longest line the readers accept: far above :data:`MAX_LINE` and above any line an earlier
 version of the writer produced, so an old log stays readable."""
 _BLOCK = 64 << 10
+_ARCHIVE_SUFFIX_RE = re.compile(r"\A[.-][0-9][0-9-]*\Z")
 _FIELDS = (
     "action",
     "bundle_sha256",
@@ -133,15 +146,15 @@ def _entry_problem(entry: Any, where: str) -> Optional[str]:
     return None
 
 
-def _check_entry(entry: Any, lineno: int, prev: str) -> Optional[str]:
-    """Return why ``entry`` (line ``lineno``) breaks the chain after ``prev``, or None."""
-    problem = _entry_problem(entry, f"line {lineno}")
+def _check_entry(entry: Any, where: str, seq: int, prev: str) -> Optional[str]:
+    """Return why ``entry`` (at ``where``) breaks the chain as entry ``seq`` after ``prev``, or None."""
+    problem = _entry_problem(entry, where)
     if problem:
         return problem
-    if entry["seq"] != lineno:
-        return f"line {lineno} has seq {entry['seq']!r}, expected {lineno}"
+    if entry["seq"] != seq:
+        return f"{where} has seq {entry['seq']!r}, expected {seq}"
     if entry["prev"] != prev:
-        return "line {}: prev is {} but the entry before hashes to {}".format(lineno, entry["prev"], prev)
+        return "{}: prev is {} but the entry before hashes to {}".format(where, entry["prev"], prev)
     return None
 
 
@@ -161,34 +174,116 @@ def _parse(line: bytes, lineno: int) -> Any:
         raise AuditError(str(exc)) from None
 
 
-def verify(path: str) -> Dict[str, Any]:
-    """Walk the whole log. Returns ``entries``, ``last_hash``, ``broken_at`` (line, or None), ``problem``."""
-    result: Dict[str, Any] = {"entries": 0, "last_hash": GENESIS, "broken_at": None, "problem": None}
-    if not os.path.exists(path):
-        return result
-    prev = GENESIS
+def archives(path: str) -> List[str]:
+    """The rotated files of the log at ``path``: regular files beside it named ``<name>.<digits>`` or
+    ``<name>-<digits and dashes>``, in no particular order."""
+    directory, name = os.path.split(os.path.abspath(path))
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise AuditError(f"cannot list the directory of audit log {path}: {exc}") from None
+    found = []
+    for other in names:
+        if not other.startswith(name) or not _ARCHIVE_SUFFIX_RE.match(other[len(name) :]):
+            continue
+        full = os.path.join(directory, other)
+        try:
+            if stat.S_ISREG(os.lstat(full).st_mode):
+                found.append(full)
+        except FileNotFoundError:
+            continue
+    return found
+
+
+def _first_seq(path: str) -> int:
+    """``seq`` of the first entry of ``path``, or 0 when it cannot be read (walked first, found broken)."""
     try:
         with open(path, "rb") as handle:
-            lineno = 0
-            while True:
-                line = handle.readline(MAX_READ_LINE + 1)
-                if not line:
-                    break
-                lineno += 1
-                try:
-                    entry = _parse(line, lineno)
-                except AuditError as exc:
-                    result.update(broken_at=lineno, problem=str(exc))
-                    return result
-                problem = _check_entry(entry, lineno, prev)
-                if problem:
-                    result.update(broken_at=lineno, problem=problem)
-                    return result
-                prev = entry["hash"]
-                result["entries"] = lineno
-                result["last_hash"] = prev
-    except OSError as exc:
-        raise AuditError(f"cannot read audit log {path}: {exc}") from None
+            line = handle.readline(MAX_READ_LINE + 1)
+        entry = _parse(line, 1)
+    except (OSError, AuditError):
+        return 0
+    seq = entry.get("seq") if isinstance(entry, dict) else None
+    return seq if isinstance(seq, int) and not isinstance(seq, bool) else 0
+
+
+def _chain_files(path: str) -> List[str]:
+    """Archives in the order of their first entries, then the log itself (when it exists)."""
+    ordered = sorted(archives(path), key=lambda p: (_first_seq(p), p))
+    try:
+        current = os.stat(path)
+    except FileNotFoundError:
+        return ordered
+    # A log that is also an archive (a hard link left by a rotation) is walked once.
+    if not any(os.path.samestat(os.stat(p), current) for p in ordered):
+        ordered.append(path)
+    return ordered
+
+
+def verify(path: str) -> Dict[str, Any]:
+    """Walk the whole chain: every archive (see :func:`archives`), then the log.
+
+    Returns ``entries``, ``last_seq``, ``last_hash``, ``files`` (each walked file: ``path``,
+    ``entries``, ``first_seq``, ``last_seq``), and where the chain breaks: ``broken_at`` (the line
+    in its file, or None), ``broken_file`` and ``problem``.
+    """
+    result: Dict[str, Any] = {
+        "entries": 0,
+        "last_seq": 0,
+        "last_hash": GENESIS,
+        "broken_at": None,
+        "broken_file": None,
+        "problem": None,
+        "files": [],
+    }
+    files = _chain_files(path)
+    prev = GENESIS
+    seq = 0
+    for name in files:
+        walked: Dict[str, Any] = {"path": name, "entries": 0, "first_seq": None, "last_seq": None}
+        result["files"].append(walked)
+        label = "" if files == [path] else f" of {os.path.basename(name)}"
+        try:
+            with open(name, "rb") as handle:
+                lineno = 0
+                while True:
+                    line = handle.readline(MAX_READ_LINE + 1)
+                    if not line:
+                        break
+                    lineno += 1
+                    try:
+                        entry = _parse(line, lineno)
+                    except AuditError as exc:
+                        where = f" (in {os.path.basename(name)})" if label else ""
+                        result.update(broken_at=lineno, broken_file=name, problem=f"{exc}{where}")
+                        return result
+                    problem = _check_entry(entry, f"line {lineno}{label}", seq + 1, prev)
+                    if (
+                        problem
+                        and lineno == 1
+                        and label
+                        and isinstance(entry, dict)
+                        and entry.get("seq") != seq + 1
+                    ):
+                        problem += (
+                            f" (the file before it in the chain ends at seq {seq}: a rotated file is "
+                            "missing, or one was added)"
+                        )
+                    if problem:
+                        result.update(broken_at=lineno, broken_file=name, problem=problem)
+                        return result
+                    prev = entry["hash"]
+                    seq = entry["seq"]
+                    walked["entries"] = lineno
+                    walked["first_seq"] = walked["first_seq"] or seq
+                    walked["last_seq"] = seq
+                    result["entries"] += 1
+                    result["last_seq"] = seq
+                    result["last_hash"] = prev
+        except OSError as exc:
+            raise AuditError(f"cannot read audit log {name}: {exc}") from None
     return result
 
 
@@ -240,6 +335,25 @@ def _last_state(fd: int) -> Dict[str, Any]:
     return {"seq": entry["seq"], "hash": entry["hash"]}
 
 
+def _archives_last_state(path: str) -> Dict[str, Any]:
+    """seq and hash of the last entry of the newest archive (highest seq), or the genesis state."""
+    last: Dict[str, Any] = {"seq": 0, "hash": GENESIS}
+    for name in archives(path):
+        try:
+            fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as exc:
+            raise AuditError(f"cannot read the rotated audit log {name}: {exc}") from None
+        try:
+            state = _last_state(fd)
+        except AuditError as exc:
+            raise AuditError(f"rotated audit log {name}: {exc}") from None
+        finally:
+            os.close(fd)
+        if state["seq"] > last["seq"]:
+            last = state
+    return last
+
+
 def make_entry(
     seq: int,
     prev: str,
@@ -288,6 +402,9 @@ def append(path: str, *, mode: int = 0o640, **event: Any) -> Dict[str, Any]:
         fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, mode)
         try:
             last = _last_state(fd)
+            if last["seq"] == 0:
+                # A new or emptied log (rotated away): continue the chain of the newest archive.
+                last = _archives_last_state(path)
             entry = make_entry(last["seq"] + 1, last["hash"], **event)
             line = _canonical(entry) + b"\n"
             if os.write(fd, line) != len(line):
