@@ -33,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import zlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional
 
@@ -68,7 +69,6 @@ class Site:
     worker_base_path: str  # the execution node's
     container_run_options: List[str]  # DEFAULT_CONTAINER_RUN_OPTIONS
     show_paths: List[str] = field(default_factory=list)  # AWX_ISOLATION_SHOW_PATHS
-    credential_names: Dict[str, str] = field(default_factory=dict)  # role -> credential name
     next_id: int = 1800
 
 
@@ -123,15 +123,19 @@ def launch(
     workflow: Optional[Dict[str, Any]] = None,
     inspect: Optional[Callable[[str], None]] = None,
 ) -> Job:
+    """Launch a job template; a workflow's extra vars (its survey answers) reach every node's job
+    whatever the template prompts for, as WorkflowJobNode.get_job_kwargs passes them."""
     template = site.templates[template_name]
     prompts = {"limit": limit, "job_type": job_type, "diff_mode": diff_mode}
     refused = [name for name, value in prompts.items() if value is not None and not template.get(f"ask_{name}_on_launch")]
     if refused:
         raise LaunchError(f"{template_name} does not prompt for {', '.join(refused)} on launch")
     try:
-        variables = rules.launch_extra_vars(template, extra_vars or {})
+        variables = rules.launch_extra_vars(template, {} if workflow else extra_vars or {})
     except ValueError as exc:
         raise LaunchError(str(exc)) from None
+    if workflow:
+        variables.update(workflow.get("extra_vars") or {})
     site.next_id += 1
     job_id = site.next_id
     job = {
@@ -171,7 +175,7 @@ def awx_meta_vars(site, template_name, job, *, user=None, schedule=None, workflo
         out[f"{prefix}_inventory_name"] = site.inventory_name
         out[f"{prefix}_project_revision"] = ""
         out[f"{prefix}_project_scm_branch"] = ""
-        out[f"{prefix}_job_template_id"] = abs(hash(template_name)) % 1000
+        out[f"{prefix}_job_template_id"] = zlib.crc32(template_name.encode()) % 1000
         out[f"{prefix}_job_template_name"] = template_name
     return out
 

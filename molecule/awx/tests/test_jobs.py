@@ -1,0 +1,136 @@
+"""Jobs run the way AWX runs them: the recorded objects, the workflow, verify as a job, surveys,
+prompts, host key pinning, the container's network, and no secret left behind."""
+
+import glob
+import json
+import os
+import re
+import subprocess
+
+from conftest import AWX_DIR, read_json
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+NODE_DIRS = "/var/log /etc /var/tmp /tmp /home /root /srv/airgap-llm/repo/current /var/lib/ollama/.ollama"
+
+
+def test_objects_recorded_and_checked():
+    with open(os.path.join(AWX_DIR, "record.jsonl"), encoding="utf-8") as handle:
+        calls = [json.loads(line) for line in handle]
+    by_module = {}
+    for call in calls:
+        by_module.setdefault(call["module"], []).append(call["params"]["name"])
+    assert sorted(by_module["credential_type"]) == sorted(
+        [
+            "airgap.llm bundle signing key",
+            "airgap.llm step-ca password",
+            "airgap.llm Open WebUI admin",
+            "airgap.llm repository TLS",
+            "airgap.llm SSH known hosts",
+        ]
+    )
+    assert sorted(by_module["job_template"]) == sorted(
+        ["airgap.llm site", "airgap.llm verify", "airgap.llm rollback", "airgap.llm ingest", "airgap.llm bundle build"]
+    )
+    assert by_module["schedule"] == ["airgap.llm verify nightly"]
+    assert by_module["workflow_job_template"] == ["airgap.llm ingest and deploy"]
+    assert by_module["execution_environment"] == ["airgap.llm"]
+
+
+def test_bundle_job_signed_with_its_credential():
+    summary = read_json("bundle-job.json")
+    (job,) = summary["jobs"]
+    assert job["status"] == "successful" and job["left_behind"] == []
+    # Negative control for every scan below: before AWX's clean-up the passphrase was in the job's
+    # private data directory (the credential's extra vars file), so a scan can find it.
+    assert summary["secrets_found_before_cleanup"].get("signing_passphrase"), summary["secrets_found_before_cleanup"]
+    assert os.path.isfile(os.path.join(AWX_DIR, "bundle", "airgap-llm-stable-000001.tar"))
+
+
+def test_workflow_ran_ingest_then_canary_then_the_rest():
+    summary = read_json("workflow.json")
+    nodes = [(j["node"], j["template"], j["limit"], j["status"], j["hosts"]) for j in summary["jobs"]]
+    assert nodes == [
+        ("ingest", "airgap.llm ingest", None, "successful", ["awx-repo"]),
+        ("site-canary", "airgap.llm site", "repository:canary", "successful", ["awx-node1", "awx-repo"]),
+        ("site-rest", "airgap.llm site", "all:!canary", "successful", ["awx-node2", "awx-repo"]),
+    ]
+    check = read_json("workflow-check.json")
+    assert [j["status"] for j in check["jobs"]] == ["successful"] * 3
+    assert check["changed"] == 0
+
+
+def test_job_container_joined_only_the_scenario_network():
+    commands = read_json("workflow.json")["container_commands"]
+    assert len(commands) == 3
+    for command in commands:
+        assert command[:2] == ["podman", "run"], command
+        networks = [command[i + 1] for i, arg in enumerate(command) if arg == "--network"]
+        networks += [arg.split("=", 1)[1] for arg in command if arg.startswith("--network=")]
+        assert networks == ["airgap-awx"], command
+        assert "--user=root" in command and "--pull=never" in command
+        assert "localhost/airgap-llm-ee:latest" in command
+
+
+def test_verify_runs_as_a_job(launch, node):
+    rc, summary, (record,) = launch("airgap.llm verify")
+    assert rc == 0 and summary["status"] == "successful", record["result_stdout"][-3000:]
+    stdout = ANSI.sub("", record["result_stdout"])
+    assert "awx-node1: OK" in stdout and "awx-node2: OK" in stdout
+    assert record["extra_vars"]["airgap_operator"].startswith("{{ awx_user_name")  # the template's Jinja...
+    audit = node("awx-repo").check_output("tail -n 2 /var/log/airgap-llm/audit.jsonl")
+    events = [json.loads(line) for line in audit.splitlines()]
+    # ...rendered in the job with AWX's awx_user_name: the audit log names who launched it.
+    assert {e["action"] for e in events} == {"verify"} and {e["operator"] for e in events} == {"airgap-operator"}
+
+
+def test_survey_answer_is_never_templated(launch):
+    rc, summary, (record,) = launch(
+        "airgap.llm rollback", "--limit", "awx-node1", answers={"rollback_target": "models", "rollback_models": "{{7*6}}"}
+    )
+    assert rc == 0 and summary["status"] == "failed"
+    stdout = ANSI.sub("", record["result_stdout"])
+    assert "no previous version recorded for {{7*6}}" in stdout, stdout[-3000:]
+    assert "recorded for 42" not in stdout
+
+
+def test_a_wrong_host_key_is_refused(launch):
+    rc, summary, (record,) = launch("airgap.llm verify", "--credential", "awx-test known hosts=awx-test wrong known hosts")
+    assert rc == 0 and summary["status"] == "failed"
+    stdout = ANSI.sub("", record["result_stdout"])
+    assert "UNREACHABLE" in stdout and "Host key verification failed" in stdout, stdout[-3000:]
+
+
+def test_prompts_and_survey_rules_are_enforced(launch):
+    rc, summary, _ = launch("airgap.llm verify", "--job-type", "check")
+    assert rc == 3 and "does not prompt for job_type" in summary["launch_error"]
+    rc, summary, _ = launch("airgap.llm ingest", answers={"ingest_src": "/var/tmp/transfer/x.tar"})
+    assert rc == 3 and "'ingest_sha256' value missing" in summary["launch_error"]
+    rc, summary, _ = launch("airgap.llm ingest", answers={"ingest_src": "x", "ingest_sha256": "0" * 64, "ingest_force": True})
+    assert rc == 3 and "Variables ingest_force are not allowed on launch" in summary["launch_error"]
+
+
+def test_no_secret_left_behind(secrets, node):
+    records = glob.glob(os.path.join(AWX_DIR, "jobs", "*.json"))
+    assert len(records) >= 10
+    for path in records:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+        leaked = [label for label, value in secrets.items() if value in text]
+        assert not leaked, f"{path} holds {leaked}"
+    # AWX's clean-up: no private data directory on the control or execution node, no container.
+    assert os.listdir(os.path.join(AWX_DIR, "isolation")) == []
+    assert os.listdir(os.path.join(AWX_DIR, "execution-node")) == []
+    containers = subprocess.run(
+        ["podman", "ps", "-a", "--filter", "name=ansible_runner_", "--format", "{{.Names}}"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    assert containers.strip() == ""
+    # On the nodes: the passwords nowhere (the TLS key is meant to be on the repository host).
+    words = [secrets[k] for k in ("signing_passphrase", "step_ca_password", "open_webui_password", "ssh_key")]
+    for name in ("awx-repo", "awx-node1", "awx-node2"):
+        host = node(name)
+        pattern = " ".join(f"-e {w}" for w in words)
+        found = host.run(f"grep -rlsF {pattern} {NODE_DIRS} || true").stdout.strip()
+        assert found == "", f"{name}: {found}"
+        # Negative control: the same scan finds what is there.
+        assert host.run(f"grep -rlsF -e airgap-admin {NODE_DIRS} || true").stdout.strip()
