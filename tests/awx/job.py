@@ -131,11 +131,12 @@ def launch(
     if refused:
         raise LaunchError(f"{template_name} does not prompt for {', '.join(refused)} on launch")
     try:
-        variables = rules.launch_extra_vars(template, {} if workflow else extra_vars or {})
+        if workflow:
+            variables = rules.launch_extra_vars(template, workflow.get("extra_vars") or {}, validate=False)
+        else:
+            variables = rules.launch_extra_vars(template, extra_vars or {})
     except ValueError as exc:
         raise LaunchError(str(exc)) from None
-    if workflow:
-        variables.update(workflow.get("extra_vars") or {})
     site.next_id += 1
     job_id = site.next_id
     job = {

@@ -86,17 +86,23 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("record")
     parser.add_argument("jobs_dir")
     target = parser.add_mutually_exclusive_group(required=True)
-    target.add_argument("--template")
+    target.add_argument("--template", action="append", help="a job template; several run one after the other")
     target.add_argument("--workflow")
     parser.add_argument("--limit")
     parser.add_argument("--job-type", choices=["run", "check"])
-    parser.add_argument("--answers", default="{}", help="survey answers (JSON)")
+    parser.add_argument(
+        "--answers", default="{}", help="survey answers (JSON): the workflow's, or {template name: answers}"
+    )
     parser.add_argument("--user", default="airgap-operator")
     parser.add_argument("--credential", action="append", default=[], help="OLD=NEW: launch with credential NEW in place of OLD")
     parser.add_argument("--inspect", help="JSON file of secrets (label: value) to look for before clean-up")
     args = parser.parse_args(argv)
 
     site = load_site(args.site, args.record)
+    # Job ids go on from the last job recorded (AWX's ids never repeat).
+    os.makedirs(args.jobs_dir, exist_ok=True)
+    done_ids = [int(n.split(".")[0]) for n in os.listdir(args.jobs_dir) if n.split(".")[0].isdigit()]
+    site.next_id = max([site.next_id, *done_ids])
     user = {"id": 7, "username": args.user, "email": f"{args.user}@llm.internal"}
     answers = json.loads(args.answers)
     swaps = dict(item.split("=", 1) for item in args.credential)
@@ -106,7 +112,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.inspect:
         with open(args.inspect, encoding="utf-8") as handle:
             inspect = _secret_finder(json.load(handle), found, commands)
-    os.makedirs(args.jobs_dir, exist_ok=True)
 
     def run(name: str, **kwargs: Any) -> Dict[str, Any]:
         template = site.templates[name]
@@ -119,7 +124,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     jobs = []
     try:
         if args.template:
-            jobs.append(run(args.template, limit=args.limit, job_type=args.job_type, extra_vars=answers))
+            for name in args.template:
+                jobs.append(run(name, limit=args.limit, job_type=args.job_type, extra_vars=answers.get(name, {})))
+                if jobs[-1]["status"] != "successful":
+                    break
         else:
             workflow = site.workflows[args.workflow]  # type: ignore[attr-defined]
             nodes = {n["identifier"]: n for n in workflow["workflow_nodes"]}

@@ -332,12 +332,13 @@ def survey_answer_errors(element: Dict[str, Any], data: Dict[str, Any], validate
     return errors
 
 
-def launch_extra_vars(template: Dict[str, Any], runtime: Dict[str, Any]) -> Dict[str, Any]:
+def launch_extra_vars(template: Dict[str, Any], runtime: Dict[str, Any], validate: bool = True) -> Dict[str, Any]:
     """The job's extra vars: template extra vars, then survey defaults, then the launch's answers.
 
     Answers are checked as AWX checks them on launch (_accept_or_ignore_variables): a survey
     question refuses a bad answer, and a variable no question asks for is refused unless the
-    template prompts for variables. Raises ValueError with AWX's messages.
+    template prompts for variables. Raises ValueError with AWX's messages. A workflow's extra vars
+    reach its nodes' jobs unchecked (validate=False), as WorkflowJobNode.get_job_kwargs passes them.
     """
     extra_vars = dict(template.get("extra_vars") or {})
     spec = template.get("survey_spec") or {}
@@ -362,7 +363,9 @@ def launch_extra_vars(template: Dict[str, Any], runtime: Dict[str, Any]) -> Dict
             f"Variables {', '.join(leftover)} are not allowed on launch. Check the Prompt on Launch setting "
             "on the Job Template to include Extra Variables."
         )
-    if errors:
+    if not validate:
+        accepted.update(runtime)
+    elif errors:
         raise ValueError("; ".join(errors))
     defaults = {}
     if survey:

@@ -41,7 +41,7 @@ def launch():
             sys.executable, "-m", "ansible_collections.airgap.llm.tests.awx.launch",
             os.path.join(AWX_DIR, "site.json"), os.path.join(AWX_DIR, "record.jsonl"), os.path.join(AWX_DIR, "jobs"),
             "--template", template, "--inspect", os.path.join(AWX_DIR, "secrets.json"),
-            "--answers", json.dumps(answers or {}), *args,
+            "--answers", json.dumps({template: answers or {}}), *args,
         ]
         done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
         assert done.stdout.strip(), done.stderr[-3000:]

@@ -52,11 +52,16 @@ def test_workflow_ran_ingest_then_canary_then_the_rest():
     assert nodes == [
         ("ingest", "airgap.llm ingest", None, "successful", ["awx-repo"]),
         ("site-canary", "airgap.llm site", "repository:canary", "successful", ["awx-node1", "awx-repo"]),
-        ("site-rest", "airgap.llm site", "all:!canary", "successful", ["awx-node2", "awx-repo"]),
+        ("site-rest", "airgap.llm site", "all:!canary", "successful", ["awx-repo"]),
     ]
-    check = read_json("workflow-check.json")
-    assert [j["status"] for j in check["jobs"]] == ["successful"] * 3
-    assert check["changed"] == 0
+    # Molecule's idempotence and check steps ran ingest and site again over the whole site.
+    for name in ("again.json", "again-check.json"):
+        again = read_json(name)
+        assert [(j["template"], j["status"], j["changed"]) for j in again["jobs"]] == [
+            ("airgap.llm ingest", "successful", 0),
+            ("airgap.llm site", "successful", 0),
+        ], name
+        assert again["jobs"][1]["hosts"] == ["awx-node1", "awx-repo"]
 
 
 def test_job_container_joined_only_the_scenario_network():
@@ -75,12 +80,11 @@ def test_verify_runs_as_a_job(launch, node):
     rc, summary, (record,) = launch("airgap.llm verify")
     assert rc == 0 and summary["status"] == "successful", record["result_stdout"][-3000:]
     stdout = ANSI.sub("", record["result_stdout"])
-    assert "awx-node1: OK" in stdout and "awx-node2: OK" in stdout
+    assert "awx-node1: OK" in stdout
     assert record["extra_vars"]["airgap_operator"].startswith("{{ awx_user_name")  # the template's Jinja...
-    audit = node("awx-repo").check_output("tail -n 2 /var/log/airgap-llm/audit.jsonl")
-    events = [json.loads(line) for line in audit.splitlines()]
+    event = json.loads(node("awx-repo").check_output("tail -n 1 /var/log/airgap-llm/audit.jsonl"))
     # ...rendered in the job with AWX's awx_user_name: the audit log names who launched it.
-    assert {e["action"] for e in events} == {"verify"} and {e["operator"] for e in events} == {"airgap-operator"}
+    assert (event["action"], event["operator"]) == ("verify", "airgap-operator")
 
 
 def test_survey_answer_is_never_templated(launch):
@@ -127,7 +131,7 @@ def test_no_secret_left_behind(secrets, node):
     assert containers.strip() == ""
     # On the nodes: the passwords nowhere (the TLS key is meant to be on the repository host).
     words = [secrets[k] for k in ("signing_passphrase", "step_ca_password", "open_webui_password", "ssh_key")]
-    for name in ("awx-repo", "awx-node1", "awx-node2"):
+    for name in ("awx-repo", "awx-node1"):
         host = node(name)
         pattern = " ".join(f"-e {w}" for w in words)
         found = host.run(f"grep -rlsF {pattern} {NODE_DIRS} || true").stdout.strip()
