@@ -127,7 +127,11 @@ def launch(
     whatever the template prompts for, as WorkflowJobNode.get_job_kwargs passes them."""
     template = site.templates[template_name]
     prompts = {"limit": limit, "job_type": job_type, "diff_mode": diff_mode}
-    refused = [name for name, value in prompts.items() if value is not None and not template.get(f"ask_{name}_on_launch")]
+    refused = [
+        name
+        for name, value in prompts.items()
+        if value is not None and not template.get(f"ask_{name}_on_launch")
+    ]
     if refused:
         raise LaunchError(f"{template_name} does not prompt for {', '.join(refused)} on launch")
     try:
@@ -154,31 +158,30 @@ def launch(
 
 
 def awx_meta_vars(site, template_name, job, *, user=None, schedule=None, workflow=None) -> Dict[str, Any]:
-    """UnifiedJob.awx_meta_vars and Job.awx_meta_vars."""
-    out: Dict[str, Any] = {}
-    for prefix in rules.JOB_VARIABLE_PREFIXES:
-        out[f"{prefix}_job_id"] = job["id"]
-        out[f"{prefix}_job_launch_type"] = job["launch_type"]
-        if workflow:
-            out[f"{prefix}_workflow_job_id"] = workflow["id"]
-            out[f"{prefix}_workflow_job_name"] = workflow["name"]
-            out[f"{prefix}_workflow_job_launch_type"] = workflow.get("launch_type", "manual")
-        if schedule and not user:
-            out[f"{prefix}_schedule_id"] = schedule["id"]
-            out[f"{prefix}_schedule_name"] = schedule["name"]
-        if user:
-            out[f"{prefix}_user_id"] = user["id"]
-            out[f"{prefix}_user_name"] = user["username"]
-            out[f"{prefix}_user_email"] = user.get("email", "")
-            out[f"{prefix}_user_first_name"] = user.get("first_name", "")
-            out[f"{prefix}_user_last_name"] = user.get("last_name", "")
-        out[f"{prefix}_inventory_id"] = site.inventory_id
-        out[f"{prefix}_inventory_name"] = site.inventory_name
-        out[f"{prefix}_project_revision"] = ""
-        out[f"{prefix}_project_scm_branch"] = ""
-        out[f"{prefix}_job_template_id"] = zlib.crc32(template_name.encode()) % 1000
-        out[f"{prefix}_job_template_name"] = template_name
-    return out
+    """UnifiedJob.awx_meta_vars and Job.awx_meta_vars: each name under both prefixes, awx_ and tower_."""
+    values: Dict[str, Any] = {"job_id": job["id"], "job_launch_type": job["launch_type"]}
+    if workflow:
+        values.update(
+            workflow_job_id=workflow["id"],
+            workflow_job_name=workflow["name"],
+            workflow_job_launch_type=workflow.get("launch_type", "manual"),
+        )
+    if schedule and not user:
+        values.update(schedule_id=schedule["id"], schedule_name=schedule["name"])
+    if user:
+        values.update({f"user_{k}": user.get(k, "") for k in ("email", "first_name", "last_name")})
+        values.update(user_id=user["id"], user_name=user["username"])
+    values.update(
+        inventory_id=site.inventory_id,
+        inventory_name=site.inventory_name,
+        project_revision="",
+        project_scm_branch="",
+        job_template_id=zlib.crc32(template_name.encode()) % 1000,
+        job_template_name=template_name,
+        execution_node="execution-node",
+    )
+    prefixes = rules.JOB_VARIABLE_PREFIXES
+    return {f"{prefix}_{name}": value for prefix in prefixes for name, value in values.items()}
 
 
 def _write(path: str, data: str, mode: int = 0o600) -> str:
@@ -192,7 +195,7 @@ def _credentials(site: Site, template: Dict[str, Any]) -> List[Dict[str, Any]]:
     return [dict(site.credentials[name], name=name) for name in template.get("credentials") or []]
 
 
-def _run(site, template, template_name, job, variables, meta, inspect) -> Job:
+def _run(site, template, template_name, job, variables, meta, inspect) -> Job:  # noqa: PLR0917
     credentials = _credentials(site, template)
     machine = next((c for c in credentials if c["type"] == "Machine"), None)
     # BaseTask.build_private_data_dir: awx_<id>_ under AWX_ISOLATION_BASE_PATH, 0700; inventory/ and env/.
@@ -208,7 +211,9 @@ def _run(site, template, template_name, job, variables, meta, inspect) -> Job:
         # only the template's own values are safe from !unsafe.
         extra = dict(variables)
         extra.update(meta)
-        _write(os.path.join(pdd, "env", "extravars"), rules.safe_dump(extra, template.get("extra_vars") or {}))
+        _write(
+            os.path.join(pdd, "env", "extravars"), rules.safe_dump(extra, template.get("extra_vars") or {})
+        )
         args = _build_args(job, machine)
         env = _build_env(site, job, pdd)
         safe_env = rules.build_safe_env(env)
@@ -222,7 +227,8 @@ def _run(site, template, template_name, job, variables, meta, inspect) -> Job:
         _write(os.path.join(pdd, "env", "cmdline"), args2cmdline(*args))
         inventory = _write(
             os.path.join(pdd, "inventory", "hosts"),
-            "#! /usr/bin/env python3\n# -*- coding: utf-8 -*-\nprint(%r)\n" % json.dumps(site.inventory),
+            # BaseTask.write_inventory_file, byte for byte
+            "#! /usr/bin/env python3\n# -*- coding: utf-8 -*-\nprint(%r)\n" % json.dumps(site.inventory),  # noqa: UP031
             0o700,
         )
         settings = {"job_timeout": 0, "suppress_ansible_output": True, "suppress_output_file": True}
@@ -242,7 +248,9 @@ def _run(site, template, template_name, job, variables, meta, inspect) -> Job:
             "container_options": ["--user=root", *site.container_run_options, f"--pull={site.ee_pull}"],
         }
         if site.show_paths:
-            params["container_volume_mounts"] = [p if p.count(":") == 2 else f"{p}:{p}:z" for p in site.show_paths]
+            params["container_volume_mounts"] = [
+                p if p.count(":") == 2 else f"{p}:{p}:z" for p in site.show_paths
+            ]
         if machine and machine["inputs"].get("ssh_key_data"):
             params["ssh_key"] = machine["inputs"]["ssh_key_data"]
         events, status = _transmit_work_process(params, worker_dir)
@@ -255,7 +263,10 @@ def _run(site, template, template_name, job, variables, meta, inspect) -> Job:
     for event in events:
         if event.get("event") == "playbook_on_stats":
             data = event.get("event_data", {})
-            stats = {k: data.get(k) or {} for k in ("ok", "changed", "failures", "dark", "skipped", "rescued", "ignored")}
+            stats = {
+                k: data.get(k) or {}
+                for k in ("ok", "changed", "failures", "dark", "skipped", "rescued", "ignored")
+            }
     return Job(
         id=job["id"],
         template=template_name,
@@ -273,7 +284,9 @@ def _run(site, template, template_name, job, variables, meta, inspect) -> Job:
 
 def _displayed_extra_vars(template, variables):
     """What AWX shows as the job's extra vars: survey password answers replaced by $encrypted$."""
-    passwords = {e["variable"] for e in (template.get("survey_spec") or {}).get("spec", []) if e["type"] == "password"}
+    passwords = {
+        e["variable"] for e in (template.get("survey_spec") or {}).get("spec", []) if e["type"] == "password"
+    }
     return {k: ("$encrypted$" if k in passwords else v) for k, v in variables.items()}
 
 
@@ -293,7 +306,7 @@ def _build_args(job, machine) -> List[str]:
     if inputs.get("become_username"):
         args += ["--become-user", inputs["become_username"]]
     if job["forks"]:
-        args.append("--forks=%d" % job["forks"])
+        args.append(f"--forks={job['forks']:d}")
     if job["limit"]:
         args += ["-l", job["limit"]]
     if job["verbosity"]:
@@ -314,9 +327,21 @@ def _build_env(site, job, pdd) -> Dict[str, str]:
     os.mkdir(os.path.join(pdd, "cp"), 0o700)
     env["ANSIBLE_SSH_CONTROL_PATH_DIR"] = "/runner/cp"
     for key, folder, default in (
-        ("ANSIBLE_COLLECTIONS_PATHS", "requirements_collections", "~/.ansible/collections:/usr/share/ansible/collections"),
-        ("ANSIBLE_ROLES_PATH", "requirements_roles", "~/.ansible/roles:/usr/share/ansible/roles:/etc/ansible/roles"),
-        ("ANSIBLE_COLLECTIONS_PATH", "requirements_collections", "~/.ansible/collections:/usr/share/ansible/collections"),
+        (
+            "ANSIBLE_COLLECTIONS_PATHS",
+            "requirements_collections",
+            "~/.ansible/collections:/usr/share/ansible/collections",
+        ),
+        (
+            "ANSIBLE_ROLES_PATH",
+            "requirements_roles",
+            "~/.ansible/roles:/usr/share/ansible/roles:/etc/ansible/roles",
+        ),
+        (
+            "ANSIBLE_COLLECTIONS_PATH",
+            "requirements_collections",
+            "~/.ansible/collections:/usr/share/ansible/collections",
+        ),
     ):
         env[key] = os.pathsep.join([os.path.join(rules.CONTAINER_ROOT, folder), *default.split(":")])
     return env

@@ -40,7 +40,9 @@ def load_site(site_path: str, record_path: str) -> awx_job.Site:
     data.setdefault("ee_image", ee["image"])
     data.setdefault("ee_pull", ee["pull"])
     site = awx_job.Site(**{k: v for k, v in data.items() if k != "workflows"})
-    site.workflows = {c["params"]["name"]: c["params"] for c in calls if c["module"] == "workflow_job_template"}  # type: ignore[attr-defined]
+    site.workflows = {
+        c["params"]["name"]: c["params"] for c in calls if c["module"] == "workflow_job_template"
+    }  # type: ignore[attr-defined]
     return site
 
 
@@ -81,7 +83,9 @@ def _summary(job: awx_job.Job, limit: Optional[str]) -> Dict[str, Any]:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("site")
     parser.add_argument("record")
     parser.add_argument("jobs_dir")
@@ -94,7 +98,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         "--answers", default="{}", help="survey answers (JSON): the workflow's, or {template name: answers}"
     )
     parser.add_argument("--user", default="airgap-operator")
-    parser.add_argument("--credential", action="append", default=[], help="OLD=NEW: launch with credential NEW in place of OLD")
+    parser.add_argument(
+        "--credential",
+        action="append",
+        default=[],
+        help="OLD=NEW: launch with credential NEW in place of OLD",
+    )
     parser.add_argument("--inspect", help="JSON file of secrets (label: value) to look for before clean-up")
     args = parser.parse_args(argv)
 
@@ -125,13 +134,19 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         if args.template:
             for name in args.template:
-                jobs.append(run(name, limit=args.limit, job_type=args.job_type, extra_vars=answers.get(name, {})))
+                jobs.append(
+                    run(name, limit=args.limit, job_type=args.job_type, extra_vars=answers.get(name, {}))
+                )
                 if jobs[-1]["status"] != "successful":
                     break
         else:
             workflow = site.workflows[args.workflow]  # type: ignore[attr-defined]
             nodes = {n["identifier"]: n for n in workflow["workflow_nodes"]}
-            children = {t["identifier"] for n in nodes.values() for t in (n.get("related") or {}).get("success_nodes", [])}
+            children = {
+                t["identifier"]
+                for n in nodes.values()
+                for t in (n.get("related") or {}).get("success_nodes", [])
+            }
             queue = [i for i in nodes if i not in children]
             info = {"id": 900, "name": workflow["name"], "extra_vars": answers}
             while queue:

@@ -112,7 +112,9 @@ def awx_rule_errors(name: str, params: Dict[str, Any], before: List[Dict[str, An
     elif name == "schedule":
         errors += rules.rrule_errors(params.get("rrule") or "")
         if params.get("unified_job_template") not in templates:
-            errors.append(f"schedule {params['name']} runs {params.get('unified_job_template')}, not a defined template")
+            errors.append(
+                f"schedule {params['name']} runs {params.get('unified_job_template')}, not a defined template"
+            )
     elif name == "workflow_job_template":
         if params.get("survey_enabled"):
             errors += rules.survey_spec_errors(params.get("survey_spec"))
@@ -129,7 +131,8 @@ def awx_rule_errors(name: str, params: Dict[str, Any], before: List[Dict[str, An
             for prompt in ("limit", "job_type", "diff_mode"):
                 if prompt in node and not template.get(f"ask_{prompt}_on_launch"):
                     errors.append(
-                        f"workflow node {node['identifier']} sets {prompt}, which {template['name']} does not prompt for"
+                        f"workflow node {node['identifier']} sets {prompt}, "
+                        f"which {template['name']} does not prompt for"
                     )
             for kind in ("success_nodes", "failure_nodes", "always_nodes"):
                 for target in (node.get("related") or {}).get(kind, []):
@@ -151,7 +154,9 @@ class RecordingAction(ActionBase):
         if not errors:
             errors = awx_rule_errors(self.MODULE, params, before)
         if errors:
-            result.update(failed=True, msg=f"awx.awx.{self.MODULE} {params.get('name')}: " + "; ".join(errors))
+            result.update(
+                failed=True, msg=f"awx.awx.{self.MODULE} {params.get('name')}: " + "; ".join(errors)
+            )
             return result
         with open(path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps({"module": self.MODULE, "params": params}, sort_keys=True) + "\n")

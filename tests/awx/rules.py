@@ -29,7 +29,7 @@ from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, sandbox
 from jinja2.exceptions import SecurityError
 
 CONTAINER_ROOT = "/runner"
-HIDDEN_PASSWORD = "**********"
+HIDDEN_PASSWORD = "**********"  # noqa: S105 - AWX's mask, not a password
 JOB_VARIABLE_PREFIXES = ("awx", "tower")
 SURVEY_TYPE_MAPPING = {
     "text": str,
@@ -76,7 +76,12 @@ _INPUTS_SCHEMA = {
                 "properties": {
                     "type": {"enum": ["string", "boolean"]},
                     "format": {"enum": ["ssh_private_key", "url"]},
-                    "choices": {"type": "array", "minItems": 1, "items": {"type": "string"}, "uniqueItems": True},
+                    "choices": {
+                        "type": "array",
+                        "minItems": 1,
+                        "items": {"type": "string"},
+                        "uniqueItems": True,
+                    },
                     "id": {"type": "string", "pattern": "^[a-zA-Z_]+[a-zA-Z0-9_]*$"},
                     "label": {"type": "string"},
                     "help_text": {"type": "string"},
@@ -102,7 +107,9 @@ _INJECTORS_SCHEMA = {
         },
         "env": {
             "type": "object",
-            "patternProperties": {"^[a-zA-Z_]+[a-zA-Z0-9_]*$": {"type": "string", "pattern": "^[\x00-\x7f]*$"}},
+            "patternProperties": {
+                "^[a-zA-Z_]+[a-zA-Z0-9_]*$": {"type": "string", "pattern": "^[\x00-\x7f]*$"}
+            },
             "additionalProperties": False,
         },
         "extra_vars": {
@@ -120,13 +127,19 @@ _INJECTORS_SCHEMA = {
 
 def _schema_errors(schema: Dict[str, Any], value: Any, what: str) -> List[str]:
     validator = jsonschema.Draft4Validator(schema)
-    return [f"{what}: {error.message} (at {'/'.join(map(str, error.path)) or 'top'})" for error in validator.iter_errors(value)]
+    return [
+        f"{what}: {error.message} (at {'/'.join(map(str, error.path)) or 'top'})"
+        for error in validator.iter_errors(value)
+    ]
 
 
 def env_var_errors(name: str) -> List[str]:
     """CredentialTypeInjectorField.validate_env_var_allowed."""
     if name.startswith("ANSIBLE_"):
-        return [f"Environment variable {name} may affect Ansible configuration so its use is not allowed in credentials."]
+        return [
+            f"Environment variable {name} may affect Ansible configuration "
+            "so its use is not allowed in credentials."
+        ]
     if name in ENV_BLOCKLIST:
         return [f"Environment variable {name} is not allowed to be used in credentials."]
     return []
@@ -154,7 +167,10 @@ def credential_type_errors(credential_type: Dict[str, Any]) -> List[str]:
             errors.append(f"inputs: field IDs must be unique ({id_})")
         ids.add(id_)
         field.setdefault("type", "string")
-        if "default" in field and type(field["default"]) is not {"string": str, "boolean": bool}[field["type"]]:
+        if (
+            "default" in field
+            and type(field["default"]) is not {"string": str, "boolean": bool}[field["type"]]
+        ):
             errors.append(f"inputs: {field['default']} is not a {field['type']}")
         for key in ("choices", "multiline", "format", "secret"):
             if key in field and field["type"] != "string":
@@ -200,7 +216,9 @@ def _injector_template_errors(injectors: Dict[str, Any], ids: set) -> List[str]:
 
     def check(kind: str, key: Any, template: str) -> None:
         try:
-            sandbox.ImmutableSandboxedEnvironment(undefined=StrictUndefined).from_string(template).render(namespace)
+            sandbox.ImmutableSandboxedEnvironment(undefined=StrictUndefined).from_string(template).render(
+                namespace
+            )
         except UndefinedError as exc:
             errors.append(f"injectors: {key} uses an undefined field ({exc})")
         except SecurityError as exc:
@@ -233,7 +251,11 @@ def _injector_template_errors(injectors: Dict[str, Any], ids: set) -> List[str]:
 
 def survey_spec_errors(spec: Any) -> List[str]:
     """JobTemplateSurveySpec._validate_spec_data (what AWX's API refuses), first error per question."""
-    for field, expect, label in (("name", str, "string"), ("description", str, "string"), ("spec", list, "list of items")):
+    for field, expect, label in (
+        ("name", str, "string"),
+        ("description", str, "string"),
+        ("spec", list, "list of items"),
+    ):
         if not isinstance(spec, dict) or field not in spec:
             return [f"Field '{field}' is missing from survey spec."]
         if not isinstance(spec[field], expect):
@@ -253,7 +275,9 @@ def survey_spec_errors(spec: Any) -> List[str]:
         wrong = [f for f in ("type", "question_name", "variable") if not isinstance(item[f], str)]
         if wrong or not isinstance(item["required"], bool):
             name = wrong[0] if wrong else "required"
-            errors.append(f"'{name}' in survey question {idx} expected to be {'string' if wrong else 'boolean'}.")
+            errors.append(
+                f"'{name}' in survey question {idx} expected to be {'string' if wrong else 'boolean'}."
+            )
             continue
         if item["variable"] in seen:
             errors.append(f"'variable' '{item['variable']}' duplicated in survey question {idx}.")
@@ -261,12 +285,24 @@ def survey_spec_errors(spec: Any) -> List[str]:
         seen.add(item["variable"])
         qtype = item["type"]
         if qtype not in SURVEY_TYPE_MAPPING:
-            errors.append(f"'{qtype}' in survey question {idx} is not one of '{', '.join(SURVEY_TYPE_MAPPING)}' allowed question types.")
+            errors.append(
+                f"'{qtype}' in survey question {idx} is not one of "
+                f"'{', '.join(SURVEY_TYPE_MAPPING)}' allowed question types."
+            )
             continue
-        if "default" in item and item["default"] != "" and not isinstance(item["default"], SURVEY_TYPE_MAPPING[qtype]):
-            errors.append(f"Default value {item['default']} in survey question {idx} expected to be {qtype if qtype in ('integer', 'float') else 'string'}.")
+        if (
+            "default" in item
+            and item["default"] != ""
+            and not isinstance(item["default"], SURVEY_TYPE_MAPPING[qtype])
+        ):
+            errors.append(
+                f"Default value {item['default']} in survey question {idx} expected to be "
+                f"{qtype if qtype in ('integer', 'float') else 'string'}."
+            )
             continue
-        bad_limit = [k for k in ("min", "max") if k in item and item[k] is not None and not isinstance(item[k], int)]
+        bad_limit = [
+            k for k in ("min", "max") if k in item and item[k] is not None and not isinstance(item[k], int)
+        ]
         if bad_limit:
             errors.append(f"The {bad_limit[0]} limit in survey question {idx} expected to be integer.")
             continue
@@ -279,19 +315,32 @@ def survey_spec_errors(spec: Any) -> List[str]:
                 choices = [c for c in choices.splitlines() if c.strip() != ""]
             if "default" in item:
                 default = item["default"]
-                defaults = [d for d in default.splitlines() if d.strip() != ""] if isinstance(default, str) else default
+                defaults = (
+                    [d for d in default.splitlines() if d.strip() != ""]
+                    if isinstance(default, str)
+                    else default
+                )
                 if qtype == "multiplechoice" and len(defaults) > 1:
                     errors.append("Multiple Choice (Single Select) can only have one default value.")
                     continue
                 if any(d not in choices for d in defaults):
                     errors.append("Default choice must be answered from the choices listed.")
                     continue
-        if qtype == "password" and isinstance(item.get("default"), str) and item["default"].startswith("$encrypted$"):
-            errors.append(f"$encrypted$ is a reserved keyword for password question defaults, survey question {idx} is type {qtype}.")
+        if (
+            qtype == "password"
+            and isinstance(item.get("default"), str)
+            and item["default"].startswith("$encrypted$")
+        ):
+            errors.append(
+                "$encrypted$ is a reserved keyword for password question defaults, "
+                f"survey question {idx} is type {qtype}."
+            )
     return errors
 
 
-def survey_answer_errors(element: Dict[str, Any], data: Dict[str, Any], validate_required: bool = True) -> List[str]:
+def survey_answer_errors(
+    element: Dict[str, Any], data: Dict[str, Any], validate_required: bool = True
+) -> List[str]:
     """SurveyJobTemplateMixin._survey_element_validation."""
     var = element["variable"]
     errors: List[str] = []
@@ -306,7 +355,10 @@ def survey_answer_errors(element: Dict[str, Any], data: Dict[str, Any], validate
         if not isinstance(value, str):
             return [f"Value {value} for '{var}' expected to be a string."]
         if "min" in limits and len(value) < int(limits["min"]):
-            errors.append(f"'{var}' value {value} is too small (length is {len(value)} must be at least {limits['min']}).")
+            errors.append(
+                f"'{var}' value {value} is too small "
+                f"(length is {len(value)} must be at least {limits['min']})."
+            )
         if "max" in limits and len(value) > int(limits["max"]):
             errors.append(f"'{var}' value {value} is too large (must be no more than {limits['max']}).")
     elif qtype == "integer":
@@ -326,13 +378,17 @@ def survey_answer_errors(element: Dict[str, Any], data: Dict[str, Any], validate
         if qtype == "multiselect":
             if type(value) is not list:
                 return [f"'{var}' value is expected to be a list."]
-            errors += [f"Value {v} for '{var}' expected to be one of {choices}." for v in value if v not in choices]
+            errors += [
+                f"Value {v} for '{var}' expected to be one of {choices}." for v in value if v not in choices
+            ]
         elif value not in choices:
             errors.append(f"Value {value} for '{var}' expected to be one of {choices}.")
     return errors
 
 
-def launch_extra_vars(template: Dict[str, Any], runtime: Dict[str, Any], validate: bool = True) -> Dict[str, Any]:
+def launch_extra_vars(
+    template: Dict[str, Any], runtime: Dict[str, Any], validate: bool = True
+) -> Dict[str, Any]:
     """The job's extra vars: template extra vars, then survey defaults, then the launch's answers.
 
     Answers are checked as AWX checks them on launch (_accept_or_ignore_variables): a survey
@@ -455,7 +511,7 @@ def to_container_path(path: str, private_data_dir: str) -> str:
     return resolved.replace(base, CONTAINER_ROOT, 1)
 
 
-def inject_credential(
+def inject_credential(  # noqa: PLR0917 - AWX's signature
     credential_type: Dict[str, Any],
     inputs: Dict[str, Any],
     env: Dict[str, str],

@@ -18,7 +18,11 @@ SITE = {
     "airgap_awx_project": "airgap.llm",
     "airgap_awx_inventory": "site",
     "airgap_awx_ee_image": "registry.llm.internal/airgap-llm-ee:0.1.0",
-    "airgap_awx_credentials": {"machine": "ops ssh", "known_hosts": "site host keys", "bundle_signing_key": "signer 1"},
+    "airgap_awx_credentials": {
+        "machine": "ops ssh",
+        "known_hosts": "site host keys",
+        "bundle_signing_key": "signer 1",
+    },
 }
 
 
@@ -63,7 +67,7 @@ def test_objects_pass_the_modules_and_awx(tmp_path):
     assert site["extra_vars"]["airgap_operator"].startswith("{{ awx_user_name")
     assert by["job_template"]["airgap.llm bundle build"]["credentials"][0] == "signer 1"
     injectors = by["credential_type"]["airgap.llm bundle signing key"]["injectors"]
-    assert injectors["extra_vars"]["bundle_signing_keys"][0]["passphrase"] == "{{ passphrase }}"
+    assert injectors["extra_vars"]["bundle_signing_keys"][0]["passphrase"] == "{{ passphrase }}"  # noqa: S105
     workflow = by["workflow_job_template"]["airgap.llm ingest and deploy"]
     assert [n["identifier"] for n in workflow["workflow_nodes"]] == ["ingest", "site-canary", "site-rest"]
     assert by["schedule"]["airgap.llm verify nightly"]["unified_job_template"] == "airgap.llm verify"
@@ -74,16 +78,37 @@ def test_objects_pass_the_modules_and_awx(tmp_path):
     [
         # The validation is shown able to fail: a definition AWX would refuse, and one the module would.
         (
-            {"airgap_awx_credential_types": [{"name": "x", "description": "d", "kind": "cloud", "inputs": {"fields": []},
-                                              "injectors": {"env": {"ANSIBLE_BECOME_PASS": "x"}}}]},
+            {
+                "airgap_awx_credential_types": [
+                    {
+                        "name": "x",
+                        "description": "d",
+                        "kind": "cloud",
+                        "inputs": {"fields": []},
+                        "injectors": {"env": {"ANSIBLE_BECOME_PASS": "x"}},
+                    }
+                ]
+            },
             "may affect Ansible configuration",
         ),
         (
-            {"airgap_awx_credential_types": [{"name": "x", "description": "d", "kind": "cloud",
-                                              "inputs": "not a dict", "injectors": {}}]},
+            {
+                "airgap_awx_credential_types": [
+                    {
+                        "name": "x",
+                        "description": "d",
+                        "kind": "cloud",
+                        "inputs": "not a dict",
+                        "injectors": {},
+                    }
+                ]
+            },
             "inputs",
         ),
-        ({"airgap_awx_verify_rrule": "DTSTART;TZID=UTC:20260101T020000 RRULE:FREQ=DAILY"}, "INTERVAL required"),
+        (
+            {"airgap_awx_verify_rrule": "DTSTART;TZID=UTC:20260101T020000 RRULE:FREQ=DAILY"},
+            "INTERVAL required",
+        ),
         ({"airgap_awx_credentials": {"machine": "m", "vault": "v"}}, "its keys can be"),
     ],
 )

@@ -74,6 +74,5 @@ def test_tarball_declares_its_python_dependencies_for_ee_builders(built):
         names = tar.getnames()
         requirements = tar.extractfile("requirements.txt").read().decode()
     assert "meta/execution-environment.yml" not in names
-    assert [line.split("#")[0].strip() for line in requirements.splitlines() if line.split("#")[0].strip()] == [
-        "cryptography"
-    ]
+    lines = [line.split("#")[0].strip() for line in requirements.splitlines()]
+    assert [line for line in lines if line] == ["cryptography"]

@@ -12,14 +12,11 @@ AWX_DIR = os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "awx")
 
 
 @pytest.fixture(scope="module")
-def node(pytestconfig):
-    """Return a function that opens any node of the scenario by its inventory name."""
+def nodes(pytestconfig):
+    """The scenario's nodes by name, reached as testinfra hosts through Molecule's inventory."""
     inventory = pytestconfig.option.ansible_inventory
-
-    def _open(name):
-        return testinfra.get_host(f"ansible://{name}?ansible_inventory={inventory}")
-
-    return _open
+    names = ("awx-repo", "awx-node1")
+    return {name: testinfra.get_host(f"ansible://{name}?ansible_inventory={inventory}") for name in names}
 
 
 def read_json(name):
@@ -38,12 +35,23 @@ def launch():
 
     def _run(template, *args, answers=None, timeout=600):
         argv = [
-            sys.executable, "-m", "ansible_collections.airgap.llm.tests.awx.launch",
-            os.path.join(AWX_DIR, "site.json"), os.path.join(AWX_DIR, "record.jsonl"), os.path.join(AWX_DIR, "jobs"),
-            "--template", template, "--inspect", os.path.join(AWX_DIR, "secrets.json"),
-            "--answers", json.dumps({template: answers or {}}), *args,
+            sys.executable,
+            "-m",
+            "ansible_collections.airgap.llm.tests.awx.launch",
+            os.path.join(AWX_DIR, "site.json"),
+            os.path.join(AWX_DIR, "record.jsonl"),
+            os.path.join(AWX_DIR, "jobs"),
+            "--template",
+            template,
+            "--inspect",
+            os.path.join(AWX_DIR, "secrets.json"),
+            "--answers",
+            json.dumps({template: answers or {}}),
+            *args,
         ]
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+        done = subprocess.run(  # noqa: S603 - fixed argv, no shell
+            argv, capture_output=True, text=True, timeout=timeout, check=False
+        )
         assert done.stdout.strip(), done.stderr[-3000:]
         summary = json.loads(done.stdout)
         records = [read_json(os.path.join("jobs", f"{job['id']}.json")) for job in summary.get("jobs", [])]

@@ -29,7 +29,13 @@ def test_objects_recorded_and_checked():
         ]
     )
     assert sorted(by_module["job_template"]) == sorted(
-        ["airgap.llm site", "airgap.llm verify", "airgap.llm rollback", "airgap.llm ingest", "airgap.llm bundle build"]
+        [
+            "airgap.llm site",
+            "airgap.llm verify",
+            "airgap.llm rollback",
+            "airgap.llm ingest",
+            "airgap.llm bundle build",
+        ]
     )
     assert by_module["schedule"] == ["airgap.llm verify nightly"]
     assert by_module["workflow_job_template"] == ["airgap.llm ingest and deploy"]
@@ -42,7 +48,9 @@ def test_bundle_job_signed_with_its_credential():
     assert job["status"] == "successful" and job["left_behind"] == []
     # Negative control for every scan below: before AWX's clean-up the passphrase was in the job's
     # private data directory (the credential's extra vars file), so a scan can find it.
-    assert summary["secrets_found_before_cleanup"].get("signing_passphrase"), summary["secrets_found_before_cleanup"]
+    assert summary["secrets_found_before_cleanup"].get("signing_passphrase"), summary[
+        "secrets_found_before_cleanup"
+    ]
     assert os.path.isfile(os.path.join(AWX_DIR, "bundle", "airgap-llm-stable-000001.tar"))
 
 
@@ -76,20 +84,23 @@ def test_job_container_joined_only_the_scenario_network():
         assert "localhost/airgap-llm-ee:latest" in command
 
 
-def test_verify_runs_as_a_job(launch, node):
+def test_verify_runs_as_a_job(launch, nodes):
     rc, summary, (record,) = launch("airgap.llm verify")
     assert rc == 0 and summary["status"] == "successful", record["result_stdout"][-3000:]
     stdout = ANSI.sub("", record["result_stdout"])
     assert "awx-node1: OK" in stdout
     assert record["extra_vars"]["airgap_operator"].startswith("{{ awx_user_name")  # the template's Jinja...
-    event = json.loads(node("awx-repo").check_output("tail -n 1 /var/log/airgap-llm/audit.jsonl"))
+    event = json.loads(nodes["awx-repo"].check_output("tail -n 1 /var/log/airgap-llm/audit.jsonl"))
     # ...rendered in the job with AWX's awx_user_name: the audit log names who launched it.
     assert (event["action"], event["operator"]) == ("verify", "airgap-operator")
 
 
 def test_survey_answer_is_never_templated(launch):
     rc, summary, (record,) = launch(
-        "airgap.llm rollback", "--limit", "awx-node1", answers={"rollback_target": "models", "rollback_models": "{{7*6}}"}
+        "airgap.llm rollback",
+        "--limit",
+        "awx-node1",
+        answers={"rollback_target": "models", "rollback_models": "{{7*6}}"},
     )
     assert rc == 0 and summary["status"] == "failed"
     stdout = ANSI.sub("", record["result_stdout"])
@@ -98,7 +109,9 @@ def test_survey_answer_is_never_templated(launch):
 
 
 def test_a_wrong_host_key_is_refused(launch):
-    rc, summary, (record,) = launch("airgap.llm verify", "--credential", "awx-test known hosts=awx-test wrong known hosts")
+    rc, summary, (record,) = launch(
+        "airgap.llm verify", "--credential", "awx-test known hosts=awx-test wrong known hosts"
+    )
     assert rc == 0 and summary["status"] == "failed"
     stdout = ANSI.sub("", record["result_stdout"])
     assert "UNREACHABLE" in stdout and "Host key verification failed" in stdout, stdout[-3000:]
@@ -107,13 +120,15 @@ def test_a_wrong_host_key_is_refused(launch):
 def test_prompts_and_survey_rules_are_enforced(launch):
     rc, summary, _ = launch("airgap.llm verify", "--job-type", "check")
     assert rc == 3 and "does not prompt for job_type" in summary["launch_error"]
-    rc, summary, _ = launch("airgap.llm ingest", answers={"ingest_src": "/var/tmp/transfer/x.tar"})
+    rc, summary, _ = launch("airgap.llm ingest", answers={"ingest_src": "/srv/media/x.tar"})
     assert rc == 3 and "'ingest_sha256' value missing" in summary["launch_error"]
-    rc, summary, _ = launch("airgap.llm ingest", answers={"ingest_src": "x", "ingest_sha256": "0" * 64, "ingest_force": True})
+    rc, summary, _ = launch(
+        "airgap.llm ingest", answers={"ingest_src": "x", "ingest_sha256": "0" * 64, "ingest_force": True}
+    )
     assert rc == 3 and "Variables ingest_force are not allowed on launch" in summary["launch_error"]
 
 
-def test_no_secret_left_behind(secrets, node):
+def test_no_secret_left_behind(secrets, nodes):
     records = glob.glob(os.path.join(AWX_DIR, "jobs", "*.json"))
     assert len(records) >= 10
     for path in records:
@@ -125,14 +140,15 @@ def test_no_secret_left_behind(secrets, node):
     assert os.listdir(os.path.join(AWX_DIR, "isolation")) == []
     assert os.listdir(os.path.join(AWX_DIR, "execution-node")) == []
     containers = subprocess.run(
-        ["podman", "ps", "-a", "--filter", "name=ansible_runner_", "--format", "{{.Names}}"],
-        capture_output=True, text=True, check=True,
+        ["podman", "ps", "-a", "--filter", "name=ansible_runner_", "--format", "{{.Names}}"],  # noqa: S607
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     assert containers.strip() == ""
     # On the nodes: the passwords nowhere (the TLS key is meant to be on the repository host).
     words = [secrets[k] for k in ("signing_passphrase", "step_ca_password", "open_webui_password", "ssh_key")]
-    for name in ("awx-repo", "awx-node1"):
-        host = node(name)
+    for name, host in nodes.items():
         pattern = " ".join(f"-e {w}" for w in words)
         found = host.run(f"grep -rlsF {pattern} {NODE_DIRS} || true").stdout.strip()
         assert found == "", f"{name}: {found}"
