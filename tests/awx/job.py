@@ -387,6 +387,8 @@ def _transmit_work_process(params: Dict[str, Any], worker_dir: str):
     sender.join(timeout=60)
     stderr = worker.stderr.read().decode(errors="replace") if worker.stderr else ""
     worker.wait(timeout=60)
-    if worker.returncode != 0:
-        raise RuntimeError(f"ansible-runner worker exited {worker.returncode}: {stderr[-2000:]}")
+    # The worker exits with the playbook's rc (2 failed, 4 unreachable): AWX takes the job's status
+    # from the streamed result. Only a stream that never reached a result is an error of the run.
+    if result.status not in ("successful", "failed", "timeout", "canceled") or not events:
+        raise RuntimeError(f"ansible-runner worker exited {worker.returncode}, no result: {stderr[-2000:]}")
     return events, {"status": result.status, "rc": result.rc}
