@@ -167,9 +167,8 @@ def credential_type_errors(credential_type: Dict[str, Any]) -> List[str]:
             errors.append(f"inputs: field IDs must be unique ({id_})")
         ids.add(id_)
         field.setdefault("type", "string")
-        if (
-            "default" in field
-            and type(field["default"]) is not {"string": str, "boolean": bool}[field["type"]]
+        if "default" in field and not isinstance(
+            field["default"], {"string": str, "boolean": bool}[field["type"]]
         ):
             errors.append(f"inputs: {field['default']} is not a {field['type']}")
         for key in ("choices", "multiline", "format", "secret"):
@@ -362,21 +361,21 @@ def survey_answer_errors(
         if "max" in limits and len(value) > int(limits["max"]):
             errors.append(f"'{var}' value {value} is too large (must be no more than {limits['max']}).")
     elif qtype == "integer":
-        if type(value) is not int:
+        if not isinstance(value, int) or isinstance(value, bool):  # AWX: type(value) != int
             return [f"Value {value} for '{var}' expected to be an integer."]
         if "min" in limits and value < int(limits["min"]):
             errors.append(f"'{var}' value {value} is too small (must be at least {limits['min']}).")
         if "max" in limits and value > int(limits["max"]):
             errors.append(f"'{var}' value {value} is too large (must be no more than {limits['max']}).")
     elif qtype == "float":
-        if type(value) not in (float, int):
+        if not isinstance(value, (float, int)) or isinstance(value, bool):
             return [f"Value {value} for '{var}' expected to be a numeric type."]
     elif qtype in ("multiselect", "multiplechoice"):
         choices = element["choices"]
         if isinstance(choices, str):
             choices = [c for c in choices.splitlines() if c.strip() != ""]
         if qtype == "multiselect":
-            if type(value) is not list:
+            if not isinstance(value, list):
                 return [f"'{var}' value is expected to be a list."]
             errors += [
                 f"Value {v} for '{var}' expected to be one of {choices}." for v in value if v not in choices
@@ -529,7 +528,7 @@ def inject_credential(  # noqa: PLR0917 - AWX's signature
     namespace: Dict[str, Any] = {"tower": tower}
     safe_namespace: Dict[str, Any] = {"tower": tower}
     for name, value in inputs.items():
-        if type(value) is bool:
+        if isinstance(value, bool):
             safe_namespace[name] = namespace[name] = value
             continue
         if name in secret_fields:

@@ -160,14 +160,15 @@ def test_a_wrong_host_key_is_refused(launch):
 
 
 def test_prompts_and_survey_rules_are_enforced(launch):
-    rc, summary, _ = launch("airgap.llm verify", "--job-type", "check")
-    assert rc == 3 and "does not prompt for job_type" in summary["launch_error"]
-    rc, summary, _ = launch("airgap.llm ingest", answers={"ingest_src": "/srv/media/x.tar"})
+    rc, summary, records = launch("airgap.llm verify", "--job-type", "check")
+    assert rc == 3 and "does not prompt for job_type" in summary["launch_error"] and records == []
+    rc, summary, records = launch("airgap.llm ingest", answers={"ingest_src": "/srv/media/x.tar"})
     assert rc == 3 and "'ingest_sha256' value missing" in summary["launch_error"]
-    rc, summary, _ = launch(
+    rc, summary, records = launch(
         "airgap.llm ingest", answers={"ingest_src": "x", "ingest_sha256": "0" * 64, "ingest_force": True}
     )
     assert rc == 3 and "Variables ingest_force are not allowed on launch" in summary["launch_error"]
+    assert records == []
 
 
 def test_no_secret_left_behind(secrets):
