@@ -61,12 +61,13 @@ demo-clean: setup
 	@bash tests/demo/clean.sh
 
 # Everything the stages share is prepared first, one step after the other; then the stages run.
+# The execution environment only when the awx scenario (its only user) is among them.
 test: prepare
 	@$(BIN)/python tests/tooling/stages.py --jobs $(JOBS) $(STAGES)
 
 prepare:
 	@start=$$(date +%s); \
-	$(MAKE) --no-print-directory setup debs sanity-venv ee; \
+	$(MAKE) --no-print-directory setup debs sanity-venv $(if $(filter molecule:awx,$(STAGES)),ee); \
 	echo "== prepared (host, virtualenvs, node images, packages, execution environment) in $$(( $$(date +%s) - start ))s"
 
 setup: host venv collection
