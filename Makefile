@@ -13,6 +13,9 @@ CACHE      ?= $(HOME)/.cache/airgap-llm
 # Test node images, one per Debian release (molecule/image/build.sh): name=suite.
 NODE_RELEASES := debian12=bookworm debian13=trixie
 NODE_IMAGE_PREFIX := localhost/airgap-llm-node
+# The execution environment (meta/execution-environment.yml), built offline from a local base image.
+EE_BASE_IMAGE ?= $(NODE_IMAGE_PREFIX):debian12
+EE_IMAGE   ?= localhost/airgap-llm-ee:latest
 COLLECTIONS := $(CURDIR)/.build/collections
 SCENARIOS  ?= $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))
 # make test runs its stages side by side, JOBS at a time (tests/tooling/stages.py), and ends with a
@@ -34,7 +37,7 @@ export PY_COLORS := 0
 export NO_COLOR := 1
 
 
-.PHONY: demo demo-clean test prepare lint unit integration sanity molecule bench setup host venv sanity-venv collection image debs clean help
+.PHONY: demo demo-clean test prepare ee lint unit integration sanity molecule bench setup host venv sanity-venv collection image debs clean help
 
 help:
 	@echo "make demo      bundle -> ingest -> site.yml on air-gapped Ollama nodes -> verify.yml, with a summary"
@@ -46,6 +49,7 @@ help:
 	@echo "make unit      pytest tests/unit"
 	@echo "make integration  end-to-end tests on this machine (bundle, ingest, attacks)"
 	@echo "make molecule  Molecule scenarios one after another (SCENARIOS='a b' to choose)"
+	@echo "make ee        the execution environment for AWX, built offline (EE_BASE_IMAGE, EE_IMAGE)"
 	@echo "make bench     benchmarks against reference tools"
 	@echo "make clean     remove the virtualenv, build output and test containers"
 
@@ -57,13 +61,14 @@ demo-clean: setup
 	@bash tests/demo/clean.sh
 
 # Everything the stages share is prepared first, one step after the other; then the stages run.
+# The execution environment only when the awx scenario (its only user) is among them.
 test: prepare
 	@$(BIN)/python tests/tooling/stages.py --jobs $(JOBS) $(STAGES)
 
 prepare:
 	@start=$$(date +%s); \
-	$(MAKE) --no-print-directory setup debs sanity-venv; \
-	echo "== prepared (host, virtualenvs, node images, packages) in $$(( $$(date +%s) - start ))s"
+	$(MAKE) --no-print-directory setup debs sanity-venv $(if $(filter molecule:awx,$(STAGES)),ee); \
+	echo "== prepared (host, virtualenvs, node images, packages, execution environment) in $$(( $$(date +%s) - start ))s"
 
 setup: host venv collection
 
@@ -122,6 +127,11 @@ debs: image
 	      $(NODE_IMAGE_PREFIX):$${release%%=*} $$list; \
 	  done; \
 	done
+
+# The execution environment AWX runs jobs in: wheelhouse and packages fetched on this host first, then
+# ansible-builder with no network and no registry; rebuilt only when its recipe changes.
+ee: setup image
+	@bash molecule/image/ee.sh $(EE_BASE_IMAGE) $(EE_IMAGE) $(CACHE)
 
 lint: setup
 	@start=$$(date +%s); \

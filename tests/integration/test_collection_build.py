@@ -65,3 +65,14 @@ def test_runtime_requires_only_ansible_core():
     assert (galaxy["namespace"], galaxy["name"]) == ("airgap", "llm")
     assert galaxy.get("dependencies") in ({}, None), "no other collection may be required at runtime"
     assert runtime["requires_ansible"].startswith(">=")
+
+
+def test_tarball_declares_its_python_dependencies_for_ee_builders(built):
+    # ansible-builder's introspection of an EE that includes this collection reads requirements.txt;
+    # the EE's own build definition (v3, make ee) stays out, or introspection would misread it.
+    with tarfile.open(built) as tar:
+        names = tar.getnames()
+        requirements = tar.extractfile("requirements.txt").read().decode()
+    assert "meta/execution-environment.yml" not in names
+    lines = [line.split("#")[0].strip() for line in requirements.splitlines()]
+    assert [line for line in lines if line] == ["cryptography"]

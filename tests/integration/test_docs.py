@@ -50,6 +50,7 @@ DOCS = [
     "docs/artifact-repository.md",
     "docs/ollama-integrity.md",
     "docs/upstream-facts.md",
+    "docs/awx.md",
     "README.md",
 ]
 LANGUAGES = ("sh", "yaml", "text")
@@ -116,11 +117,18 @@ def test_every_doc_is_read_and_every_block_says_what_it_is():
     assert all(b.mark is None or b.language != "text" for b in blocks), "a text block is never run: no mark"
     marked = [b for b in blocks if b.mark]
     # A mark says why the block cannot run here, and what it says is what the block needs.
-    assert [b.doc for b in marked] == ["docs/artifact-repository.md", "README.md", "README.md"], marked
+    assert [b.doc for b in marked] == [
+        "docs/artifact-repository.md",
+        "docs/awx.md",
+        "docs/awx.md",
+        "README.md",
+        "README.md",
+    ], marked
     for block in marked:
         needs_ci = block.text.startswith("make ") and "Molecule" in block.mark and "podman" in block.mark
         needs_https = "base_url='https://" in block.text and "over HTTPS" in block.mark
-        assert needs_ci or needs_https, (
+        needs_awx = "CONTROLLER_HOST=" in block.text and "AWX API" in block.mark
+        assert needs_ci or needs_https or needs_awx, (
             f"{block}: the mark {block.mark!r} does not match what the block needs"
         )
 

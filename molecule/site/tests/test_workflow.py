@@ -155,8 +155,18 @@ def test_models_rollback_returns_to_the_recorded_manifests(host, node, playbook,
         layer["digest"] for layer in json.loads(host.file(manifest_path(name)).content_string)["layers"]
     }
 
+    # A model without a previous version is refused by name, before anything changes.
+    other = next(m["name"] for m in pins["models"] if m["name"] != name)
+    asked = json.dumps({"rollback_target": "models", "rollback_models": other})
+    rc, out = playbook("playbooks/rollback.yml", "-e", asked, "--limit", "site-node1")
+    refusal = f"no previous version recorded for {other}; models it can roll back: {name}"
+    assert rc != 0 and refusal in out, out[-3000:]
+    assert served_models(host) == {**first, name: second}
+
+    # The model named as an AWX survey answers (one name per line) is rolled back.
     before = len(audit_events(node))
-    rc, out = playbook("playbooks/rollback.yml", "-e", "rollback_target=models", "--limit", "site-node1")
+    asked = json.dumps({"rollback_target": "models", "rollback_models": f"{name}\n"})
+    rc, out = playbook("playbooks/rollback.yml", "-e", asked, "--limit", "site-node1")
     assert rc == 0, out[-3000:]
     assert "now runs ollama_models_list" in out and first[name] in out  # the pins to set are printed
 
