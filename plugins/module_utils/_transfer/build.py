@@ -36,6 +36,7 @@ from ansible_collections.airgap.llm.plugins.module_utils._transfer.fetch import 
     fetch_bytes,
     parse_checksums,
 )
+from ansible_collections.airgap.llm.plugins.module_utils._transfer.image import ImageError, image_id
 from ansible_collections.airgap.llm.plugins.module_utils._transfer.sbom import SbomError, build_sbom
 from ansible_collections.airgap.llm.plugins.module_utils._transfer.sign import (
     SignError,
@@ -61,6 +62,10 @@ from ansible_collections.airgap.llm.plugins.module_utils._transfer.stream import
     BackgroundHasher,
     ChunkedSink,
     StreamError,
+)
+from ansible_collections.airgap.llm.plugins.module_utils._transfer.wheelhouse import (
+    WheelhouseError,
+    check_wheelhouse,
 )
 
 __all__ = [
@@ -199,6 +204,13 @@ def _local(art: BundleArtifact, options: BuildOptions) -> List[PlannedFile]:
         entries = walk_directory(root, where)
     else:
         entries = [(art.filename or os.path.basename(root), root, regular_size(root, where))]
+    digests: Dict[str, str] = {}
+    if art.kind == "wheelhouse":
+        # Every wheel must be the one its lock pins; the lock's digests travel in bundle.json.
+        try:
+            _locked, digests = check_wheelhouse(entries, where)
+        except WheelhouseError as exc:
+            raise BundleError(str(exc)) from None
     if art.kind == "deb":
         # The repository publishes each file of a deb artifact in an APT pool under its own name.
         for rel, src, _size in entries:
@@ -212,7 +224,7 @@ def _local(art: BundleArtifact, options: BuildOptions) -> List[PlannedFile]:
             prefix + rel,
             src,
             size=size,
-            sha256=art.sha256,
+            sha256=art.sha256 or digests.get(rel),
             kind=art.kind,
             name=art.name,
             version=art.version,
@@ -452,8 +464,27 @@ def plan_spec(spec: BundleSpec, options: BuildOptions) -> Plan:
                 source="file://" + _resolve_path(options.base_dir, art.path or ""),
                 files=[f.path for f in local],
             )
+        if art.kind == "container_image":
+            entry["image_id"] = _image_id(art, [f for f in plan.files if f.path in entry["files"]])
         plan.artifacts.append(entry)
     return plan
+
+
+def _image_id(art: BundleArtifact, files: List[PlannedFile]) -> str:
+    """The image ID a container image tarball carries, checked against the pin when there is one."""
+    where = f"artifact {art.name} {art.version}"
+    if len(files) != 1 or files[0].src is None:
+        raise BundleError(f"{where}: a container_image is one image tarball (podman save), not a directory")
+    try:
+        found = image_id(files[0].src, where)["image_id"]
+    except ImageError as exc:
+        raise BundleError(str(exc)) from None
+    if art.image_id and art.image_id != found:
+        raise BundleError(
+            f"{where}: the tarball holds image {found}, but image_id pins {art.image_id}; save the pinned "
+            "image again, or correct the pin"
+        )
+    return found
 
 
 def _apply_inventory(plan: Plan, path: str) -> Dict[str, Any]:
