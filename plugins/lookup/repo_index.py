@@ -120,11 +120,6 @@ _raw:
     manifest_digest:
       description: For models, the SHA-256 of the Ollama manifest.
       type: str
-    image_id:
-      description:
-        - For container images, the image ID the bundle recorded (C(sha256:) and the digest of the
-          image's config), which C(podman load) keeps; null when the bundle recorded none.
-      type: str
     model:
       description: For models, the Ollama model name (for the O(airgap.llm.ollama_model#module:name) option).
       type: str
@@ -246,8 +241,6 @@ def _resolve(doc: Dict[str, Any], term: str, base_url: str, repository: Optional
             result["src"] = f"{base_url}/ollama/{hexdigest}/"
         else:
             result["src"] = repository
-    if entry.get("kind") == "container_image":
-        result["image_id"] = entry.get("image_id")
     return result
 
 

@@ -56,13 +56,9 @@ options:
         may name C(suites), the Debian releases (codenames such as V(bookworm), V(trixie)) it is
         built for; M(airgap.llm.bundle_ingest) records them and the artifact_repo role publishes it
         in those APT suites only (without C(suites), in every suite).
-      - A V(wheelhouse) is a C(path) to a directory made by M(airgap.llm.wheelhouse): wheels and their
+      - A V(wheelhouse) is a C(path) to a directory made by M(airgap.llm.wheelhouse), wheels and their
         C(requirements.lock); every wheel must match its line of the lock (name, version, SHA-256),
         and every wheel's digest is listed in C(bundle.json).
-      - A V(container_image) is one image tarball (C(podman save), docker-archive or oci-archive); its
-        image ID (the config digest, which C(podman load) keeps) is read from it and recorded in
-        C(bundle.json) and the repository index. C(image_id) (V(sha256:<hex>)) pins it: a tarball with
-        another image is refused.
     type: dict
     required: true
   base_dir:
@@ -138,11 +134,6 @@ EXAMPLES = r"""
           version: 0.12.4
           kind: wheelhouse
           path: wheelhouse/open-webui-0.12.4-slim
-        - name: open-webui-image
-          version: 0.12.4
-          kind: container_image
-          path: images/open-webui-0.12.4.tar
-          image_id: sha256:4f2b8c1d0e5a6f7b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e3f4a5b6c7d8e9f0a1b
         - name: zstd
           version: 1.5.4+dfsg2-5
           kind: deb

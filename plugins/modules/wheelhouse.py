@@ -10,13 +10,13 @@ module: wheelhouse
 short_description: Download exact Python wheels for a target Python and lock every one by SHA-256 (low side)
 version_added: 0.2.0
 description:
-  - Makes a wheelhouse on the low side, for a bundle artifact of kind C(wheelhouse): the wheels of
+  - Makes a wheelhouse on the low side, for a bundle artifact of kind C(wheelhouse), made of the wheels of
     exact pins, downloaded by C(pip download --only-binary=:all:) for the target node's Python
     (version, implementation, ABIs, platforms), never for the machine that runs the task, and
     C(requirements.lock), a pip requirements file that pins every wheel of the directory by name,
     version and SHA-256.
   - A node installs the wheelhouse with C(pip install --no-index --no-deps --require-hashes
-    --find-links <dir> -r requirements.lock): nothing is resolved or downloaded there, and every
+    --find-links <dir> -r requirements.lock), so nothing is resolved or downloaded there, and every
     wheel is checked against the lock, whose own digest the role pins.
   - The wheels come from O(requirements) resolved with their dependencies (every pin exact,
     C(name==version)), from O(no_deps) taken without theirs (a package whose dependency list

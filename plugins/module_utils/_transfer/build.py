@@ -36,7 +36,6 @@ from ansible_collections.airgap.llm.plugins.module_utils._transfer.fetch import 
     fetch_bytes,
     parse_checksums,
 )
-from ansible_collections.airgap.llm.plugins.module_utils._transfer.image import ImageError, image_id
 from ansible_collections.airgap.llm.plugins.module_utils._transfer.sbom import SbomError, build_sbom
 from ansible_collections.airgap.llm.plugins.module_utils._transfer.sign import (
     SignError,
@@ -489,27 +488,8 @@ def plan_spec(spec: BundleSpec, options: BuildOptions) -> Plan:
                 source="file://" + _resolve_path(options.base_dir, art.path or ""),
                 files=[f.path for f in local],
             )
-        if art.kind == "container_image":
-            entry["image_id"] = _image_id(art, [f for f in plan.files if f.path in entry["files"]])
         plan.artifacts.append(entry)
     return plan
-
-
-def _image_id(art: BundleArtifact, files: List[PlannedFile]) -> str:
-    """The image ID a container image tarball carries, checked against the pin when there is one."""
-    where = f"artifact {art.name} {art.version}"
-    if len(files) != 1 or files[0].src is None:
-        raise BundleError(f"{where}: a container_image is one image tarball (podman save), not a directory")
-    try:
-        found = image_id(files[0].src, where)["image_id"]
-    except ImageError as exc:
-        raise BundleError(str(exc)) from None
-    if art.image_id and art.image_id != found:
-        raise BundleError(
-            f"{where}: the tarball holds image {found}, but image_id pins {art.image_id}; save the pinned "
-            "image again, or correct the pin"
-        )
-    return found
 
 
 def _hash_candidates(plan: Plan, sizes: Set[int]) -> int:

@@ -482,8 +482,6 @@ def _index_entry(manifest: Dict[str, Any], art: Dict[str, Any], outer: str) -> D
     }
     if art.get("suites"):
         out["suites"] = art["suites"]
-    if art.get("image_id"):
-        out["image_id"] = art["image_id"]
     if art["kind"] == "model":
         out["model"] = art.get("model")
         out["manifest_digest"] = art.get("manifest_digest")

@@ -89,7 +89,6 @@ _ARTIFACT_KEYS = {
     "suites",
     "model",
     "store",
-    "image_id",
 }
 _FILE_KEYS = ("path", "sha256", "size", "kind", "name", "version", "source", "license", "omitted")
 _MANIFEST_KEYS = (
@@ -167,7 +166,6 @@ class BundleArtifact:
         self.model = self._text(raw, "model", where)
         self.store = self._text(raw, "store", where)
         self.suites = self._suites(raw.get("suites"), where)
-        self.image_id = self._image_id(raw.get("image_id"), where)
         for key in ("sha256", "checksums_sha256"):
             value = getattr(self, key)
             if value is not None:
@@ -220,21 +218,6 @@ class BundleArtifact:
                 f"got {value!r}"
             )
         return sorted(set(value))
-
-    def _image_id(self, value: Any, where: str) -> Optional[str]:
-        """``image_id`` of a container image: the pin of its config digest, ``sha256:<hex>``."""
-        if value is None:
-            return None
-        if self.kind != "container_image":
-            raise BundleError(f"{where}: image_id applies to kind container_image only, not {self.kind}")
-        text = str(value).strip().lower()
-        hexdigest = text[len("sha256:") :] if text.startswith("sha256:") else text
-        if not is_sha256_hex(hexdigest):
-            raise BundleError(
-                f"{where}: image_id must be the image's ID, sha256: and 64 hex digits (podman image inspect "
-                f"--format '{{{{.Id}}}}'), got {describe(value)}"
-            )
-        return "sha256:" + hexdigest
 
     @staticmethod
     def _text(raw: Dict[str, Any], key: str, where: str, required: bool = False) -> Optional[str]:
@@ -471,7 +454,7 @@ def _check_artifact(art: Any, where: str, paths: Set[str], seen: Set[Tuple[str, 
         art,
         where,
         ("name", "version", "kind", "source", "files"),
-        ("license", "model", "manifest_digest", "suites", "image_id"),
+        ("license", "model", "manifest_digest", "suites"),
     )
     _name(art["name"], f"{where}.name")
     _name(art["version"], f"{where}.version")
@@ -499,18 +482,6 @@ def _check_artifact(art: Any, where: str, paths: Set[str], seen: Set[Tuple[str, 
     else:
         extra = [k for k in ("model", "manifest_digest") if art.get(k) is not None]
         _need(not extra, "{} of kind {} must not have {}".format(where, art["kind"], ", ".join(extra)))
-    image = art.get("image_id")
-    _need(
-        image is None
-        or (
-            art["kind"] == "container_image"
-            and isinstance(image, str)
-            and is_sha256_hex(image[7:])
-            and image.startswith("sha256:")
-        ),
-        f"{where} image_id must be absent or, for a container_image, 'sha256:' and 64 lower-case hex digits, "
-        f"got {describe(image)}",
-    )
     suites = art.get("suites")
     _need(
         suites is None
