@@ -138,12 +138,9 @@ audit_hash:
 """
 
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib  # noqa: E402
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.airgap.llm.plugins.module_utils._errors import fail_on_error  # noqa: E402
-from ansible_collections.airgap.llm.plugins.module_utils._transfer.sign import (  # noqa: E402
-    CRYPTOGRAPHY_IMPORT_ERROR,
-    HAS_CRYPTOGRAPHY,
-)
+from ansible_collections.airgap.llm.plugins.module_utils._transfer.sign import require_cryptography  # noqa: E402
 from ansible_collections.airgap.llm.plugins.module_utils._transfer.trust import record_policy  # noqa: E402
 
 
@@ -160,8 +157,7 @@ def main() -> None:
         },
         supports_check_mode=True,
     )
-    if not HAS_CRYPTOGRAPHY:
-        module.fail_json(msg=missing_required_lib("cryptography"), exception=CRYPTOGRAPHY_IMPORT_ERROR)
+    require_cryptography(module)
     params = module.params
     with fail_on_error(module, f"trust policy of {params['repository']}", prefix_domain=True):
         result = record_policy(
