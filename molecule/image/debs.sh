@@ -7,13 +7,17 @@
 # image and the list.
 #
 # Usage: debs.sh DEST IMAGE LIST   (LIST: one package per line, # comments; molecule/image/packages/)
+# A line "package suite..." names the Debian suites the package is for (it is left out of the others);
+# a set that has no package for the image's suite leaves DEST empty.
 set -euo pipefail
 
 dest=${1:?usage: debs.sh DEST IMAGE LIST}
 image=${2:?usage: debs.sh DEST IMAGE LIST}
 list=${3:?usage: debs.sh DEST IMAGE LIST}
-mapfile -t packages < <(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$list")
-[ ${#packages[@]} -gt 0 ] || { echo "debs.sh: $list names no packages" >&2; exit 1; }
+suite=$(podman image inspect --format '{{ index .Labels "org.airgap.suite" }}' "$image")
+mapfile -t packages < <(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$list" \
+  | awk -v suite="$suite" 'NF == 1 { print $1; next } { for (i = 2; i <= NF; i++) if ($i == suite) print $1 }')
+[ -n "$(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$list")" ] || { echo "debs.sh: $list names no packages" >&2; exit 1; }
 
 want="$(podman image inspect --format '{{ .Id }}' "$image") ${packages[*]}"
 if [ -f "$dest.recipe" ] && [ -d "$dest" ] && [ "$(cat "$dest.recipe")" = "$want" ]; then
@@ -23,6 +27,13 @@ fi
 
 rm -rf "$dest.tmp"
 mkdir -p "$dest.tmp"
+if [ ${#packages[@]} -eq 0 ]; then
+  rm -rf "$dest" "$dest.recipe"
+  mv "$dest.tmp" "$dest"
+  echo "$want" >"$dest.recipe"
+  echo "no packages of $list for $suite"
+  exit 0
+fi
 podman run --rm --network=podman -v "$dest.tmp:/var/cache/apt/archives" "$image" sh -ec "
   apt-get update -qq
   apt-get install -y -qq --download-only --no-install-recommends ${packages[*]} >/dev/null

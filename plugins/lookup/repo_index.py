@@ -68,7 +68,7 @@ EXAMPLES = r"""
 - name: Every file of a wheelhouse, from a copy of the index on the controller
   ansible.builtin.debug:
     msg: "{{ item.path }} {{ item.sha256 }}"
-  loop: "{{ lookup('airgap.llm.repo_index', 'open-webui:0.6.5', base_url='https://repo.example',
+  loop: "{{ lookup('airgap.llm.repo_index', 'open-webui-wheels-slim:0.12.4', base_url='https://repo.example',
     index='/srv/airgap-llm/repo').files }}"
 
 - name: Install a model from the repository on this host, pinned by the index

@@ -25,6 +25,8 @@ description:
     modified file is always hashed again.
   - Resolve a logical name and version to the O(url) and O(sha256) of a blob with the
     P(airgap.llm.repo_index#lookup) lookup.
+  - O(files) places several artifacts in one task (the files of a wheelhouse, say), each exactly as a
+    single one is placed, with the options that are not per file shared.
 author:
   - airgap.llm contributors (@airgap-llm)
 extends_documentation_fragment:
@@ -43,8 +45,14 @@ options:
     description:
       - The file to create or replace. Its directory must exist; in check mode a missing directory is
         taken to be created by an earlier task, unless a part of its path is a file.
+      - Required unless O(files) is given.
     type: path
-    required: true
+  files:
+    description:
+      - Several artifacts to place, each a mapping with C(dest), C(sha256), C(url) or C(src), and
+        optional C(size), as the options of the same names. Mutually exclusive with those options.
+    type: list
+    elements: dict
   url:
     description:
       - The https URL to download, for example C(https://repo.example/blobs/sha256/<digest>).
@@ -57,8 +65,8 @@ options:
   sha256:
     description:
       - The SHA-256 the artifact must have, as 64 hexadecimal digits, optionally prefixed C(sha256:).
+      - Required unless O(files) is given.
     type: str
-    required: true
   size:
     description:
       - The size in bytes the artifact must have, when known (the repository index lists it). A source
@@ -125,6 +133,21 @@ EXAMPLES = r"""
     group: root
     mode: "0644"
 
+- name: Fetch every file of a wheelhouse in one task
+  airgap.llm.artifact:
+    files: >-
+      {%- set out = [] -%}
+      {%- for file in wheelhouse.files -%}
+        {%- set _ = out.append({'url': file.url, 'sha256': file.sha256, 'size': file.size,
+                                'dest': '/var/cache/airgap-llm/wheels/' ~ file.path}) -%}
+      {%- endfor -%}
+      {{ out }}
+    ca_file: /etc/airgap-llm/ca.crt
+    mode: "0644"
+  vars:
+    wheelhouse: "{{ lookup('airgap.llm.repo_index', 'open-webui-wheels-slim:0.12.4',
+      base_url='https://repo.example', ca_file='/etc/airgap-llm/ca.crt') }}"
+
 - name: Copy an artifact from mounted transfer media
   airgap.llm.artifact:
     src: /media/usb/step-ca_linux_0.30.0_amd64.tar.gz
@@ -180,6 +203,14 @@ record_ignored:
   returned: always
   type: str
   sample: it is writable by group or others (mode 0666)
+files:
+  description:
+    - With O(files), the result of each file (C(dest), C(sha256), C(size), C(source), C(verified_by),
+      C(transferred), C(resumed_from), C(changed)), in the order given; the top-level C(transferred) is
+      their sum. The other top-level keys are then absent.
+  returned: when O(files) is given
+  type: list
+  elements: dict
 """
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
@@ -193,15 +224,16 @@ from ansible_collections.airgap.llm.plugins.module_utils._transfer.place import 
 )
 
 
-def _placement(params):
+def _placement(params, item=None):
     if params["timeout"] <= 0:
         raise ArtifactError(f"timeout must be more than 0 seconds, got {params['timeout']}")
+    item = item if item is not None else params
     return Placement(
-        dest=params["dest"],
-        sha256=params["sha256"],
-        url=params["url"],
-        src=params["src"],
-        size=params["size"],
+        dest=item["dest"],
+        sha256=item["sha256"],
+        url=item.get("url"),
+        src=item.get("src"),
+        size=item.get("size"),
         owner=params["owner"],
         group=params["group"],
         mode=params["mode"],
@@ -211,13 +243,50 @@ def _placement(params):
     )
 
 
+def _place_files(module, params):
+    """Place every item of ``files``; the per-file results and their sum."""
+    results = []
+    for number, item in enumerate(params["files"]):
+        where = f"files[{number}]"
+        unknown = sorted(set(item) - {"dest", "sha256", "url", "src", "size"})
+        if (
+            unknown
+            or not item.get("dest")
+            or not item.get("sha256")
+            or bool(item.get("url")) == bool(item.get("src"))
+        ):
+            raise ArtifactError(
+                f"{where} must be a mapping with dest, sha256, url or src (one of them) and optional size"
+                + (f"; unknown keys: {', '.join(unknown)}" if unknown else "")
+            )
+        wanted = dict(item)
+        if wanted.get("size") is not None and not isinstance(wanted["size"], int):
+            try:
+                wanted["size"] = int(wanted["size"])
+            except (TypeError, ValueError):
+                raise ArtifactError(f"{where}.size must be a number of bytes, got {item['size']!r}") from None
+        done = place(_placement(params, wanted), check_mode=module.check_mode)
+        done.pop("record_ignored", None)
+        results.append(done)
+    diffs = [r.pop("diff") for r in results if "diff" in r]
+    out = {
+        "changed": any(r["changed"] for r in results),
+        "files": results,
+        "transferred": sum(r["transferred"] for r in results),
+    }
+    if diffs:
+        out["diff"] = diffs
+    return out
+
+
 def main():
     module = AnsibleModule(
         argument_spec={
-            "dest": {"type": "path", "required": True},
+            "dest": {"type": "path"},
+            "files": {"type": "list", "elements": "dict"},
             "url": {"type": "str"},
             "src": {"type": "path"},
-            "sha256": {"type": "str", "required": True},
+            "sha256": {"type": "str"},
             "size": {"type": "int"},
             **tls_argument_spec(),
             "resume": {"type": "bool", "default": True},
@@ -226,11 +295,22 @@ def main():
             "mode": {"type": "raw", "default": "0644"},
             "record": {"type": "path", "default": DEFAULT_RECORD},
         },
-        mutually_exclusive=[("url", "src")],
-        required_one_of=[("url", "src")],
+        mutually_exclusive=[
+            ("url", "src"),
+            ("files", "dest"),
+            ("files", "url"),
+            ("files", "src"),
+            ("files", "sha256"),
+        ],
+        required_one_of=[("url", "src", "files")],
+        required_by={"url": ("dest", "sha256"), "src": ("dest", "sha256")},
         supports_check_mode=True,
     )
     params = module.params
+    if params["files"] is not None:
+        with fail_on_error(module, f"cannot place {len(params['files'])} files"):
+            result = _place_files(module, params)
+        module.exit_json(**result)
     fields = {"dest": params["dest"], "sha256": params["sha256"]}
     with fail_on_error(module, f"cannot place {params['dest']}", fields=fields):
         result = place(_placement(params), check_mode=module.check_mode)

@@ -56,6 +56,9 @@ options:
         may name C(suites), the Debian releases (codenames such as V(bookworm), V(trixie)) it is
         built for; M(airgap.llm.bundle_ingest) records them and the artifact_repo role publishes it
         in those APT suites only (without C(suites), in every suite).
+      - A V(wheelhouse) is a C(path) to a directory made by M(airgap.llm.wheelhouse), wheels and their
+        C(requirements.lock); every wheel must match its line of the lock (name, version, SHA-256),
+        and every wheel's digest is listed in C(bundle.json).
     type: dict
     required: true
   base_dir:
@@ -127,10 +130,10 @@ EXAMPLES = r"""
         - name: llama3.2
           version: 3b
           kind: model
-        - name: open-webui
-          version: 0.6.5
+        - name: open-webui-wheels-slim
+          version: 0.12.4
           kind: wheelhouse
-          path: wheelhouse/open-webui
+          path: wheelhouse/open-webui-0.12.4-slim
         - name: zstd
           version: 1.5.4+dfsg2-5
           kind: deb

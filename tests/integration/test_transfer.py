@@ -24,6 +24,7 @@ import yaml
 from ansible_collections.airgap.llm.plugins.module_utils._transfer import audit as _audit
 from ansible_collections.airgap.llm.plugins.module_utils._transfer import sign as _sign
 from ansible_collections.airgap.llm.tests import ollama_store
+from ansible_collections.airgap.llm.tests.transfer_kit import write_wheelhouse
 
 PASSPHRASE = "integration-test-passphrase"  # noqa: S105 - throwaway test keys
 Members = List[Tuple[tarfile.TarInfo, bytes]]
@@ -154,9 +155,13 @@ def world(tmp_path_factory, upstream, keys, playbook):
     first = ollama_store.add_model(str(store), "llama3.2:3b", model_size=50_000)
     ollama_store.add_model(str(store), "llama3.2:latest", shared_model_from=first)
     ollama_store.add_model(str(store), "nomic-embed-text:v1.5", model_size=20_000)
-    (root / "wheelhouse").mkdir()
-    (root / "wheelhouse" / "open_webui-0.6.5-py3-none-any.whl").write_bytes(os.urandom(5000))
-    (root / "wheelhouse" / "fastapi-0.115.0-py3-none-any.whl").write_bytes(os.urandom(2000))
+    write_wheelhouse(
+        root / "wheelhouse",
+        {
+            "open_webui-0.6.5-py3-none-any.whl": os.urandom(5000),
+            "fastapi-0.115.0-py3-none-any.whl": os.urandom(2000),
+        },
+    )
     (root / "notes.txt").write_bytes(b"site notes\n")
 
     def spec(version: int, full: bool) -> str:

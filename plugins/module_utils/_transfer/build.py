@@ -63,6 +63,10 @@ from ansible_collections.airgap.llm.plugins.module_utils._transfer.stream import
     StreamError,
     read_sums,
 )
+from ansible_collections.airgap.llm.plugins.module_utils._transfer.wheelhouse import (
+    WheelhouseError,
+    check_wheelhouse,
+)
 
 __all__ = [
     "BuildOptions",
@@ -206,6 +210,13 @@ def _local(art: BundleArtifact, options: BuildOptions) -> List[PlannedFile]:
         entries = walk_directory(root, where)
     else:
         entries = [(art.filename or os.path.basename(root), root, regular_size(root, where))]
+    digests: Dict[str, str] = {}
+    if art.kind == "wheelhouse":
+        # Every wheel must be the one its lock pins; the lock's digests travel in bundle.json.
+        try:
+            _locked, digests = check_wheelhouse(entries, where)
+        except WheelhouseError as exc:
+            raise BundleError(str(exc)) from None
     if art.kind == "deb":
         # The repository publishes each file of a deb artifact in an APT pool under its own name.
         for rel, src, _size in entries:
@@ -219,7 +230,7 @@ def _local(art: BundleArtifact, options: BuildOptions) -> List[PlannedFile]:
             prefix + rel,
             src,
             size=size,
-            sha256=art.sha256,
+            sha256=art.sha256 or digests.get(rel),
             kind=art.kind,
             name=art.name,
             version=art.version,

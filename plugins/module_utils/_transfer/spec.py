@@ -194,6 +194,11 @@ class BundleArtifact:
                 self.filename = self.url.rstrip("/").rsplit("/", 1)[-1].split("?", 1)[0]
         if self.filename is not None and (unsafe_name(self.filename) or "/" in self.filename):
             raise BundleError(f"{where}: filename {self.filename!r} must be a plain file name")
+        if self.kind == "wheelhouse" and not (self.path and not self.sha256):
+            raise BundleError(
+                f"{where}: a wheelhouse is a local directory (path) made by airgap.llm.wheelhouse: its "
+                "wheels and requirements.lock, each wheel's digest in the lock"
+            )
         if self.kind == "ollama" and self.url and not (self.sha256 or self.checksums_url):
             raise BundleError(f"{where}: the Ollama archive needs sha256 or checksums_url (sha256sum.txt)")
 

@@ -183,6 +183,65 @@ def test_api_against_a_real_format_store(tmp_path, release):
         assert request(port, "POST", "/api/version")[0] == 405
 
 
+def test_chat_generate_and_embed_answer_in_upstreams_shapes_with_the_stand_ins_text(tmp_path, release):
+    store = tmp_path / "models"
+    gen.add_model(str(store), "tiny:1b", model_size=1024, family="llama")
+    with serving(release["binary"], tmp_path, store, OLLAMA_NOPRUNE="1") as (port, _env):
+        messages = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "Hello there"}]
+        status, body = request(
+            port, "POST", "/api/chat", body={"model": "tiny:1b", "messages": messages, "stream": False}
+        )
+        assert status == 200
+        answer = json.loads(body)
+        assert answer["model"] == "tiny:1b"
+        assert answer["done"] is True and answer["done_reason"] == "stop"
+        assert answer["message"] == {
+            "role": "assistant",
+            "content": "Stand-in reply (the Ollama stand-in runs no model). Last message: Hello there",
+        }
+        # Streamed (the default): NDJSON pieces that add up to the same text, the last one done.
+        status, body = request(
+            port,
+            "POST",
+            "/api/chat",
+            body={"model": "registry.ollama.ai/library/tiny:1b", "messages": messages[1:]},
+        )
+        pieces = [json.loads(line) for line in body.decode().splitlines()]
+        assert status == 200 and pieces[-1]["done"] is True and not any(p["done"] for p in pieces[:-1])
+        assert "".join(p["message"]["content"] for p in pieces) == answer["message"]["content"]
+        assert pieces[0]["model"] == "tiny:1b"
+        # Parts, as OpenAI-shaped clients send them.
+        parts = [{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}]
+        status, body = request(
+            port, "POST", "/api/chat", body={"model": "tiny:1b", "messages": parts, "stream": False}
+        )
+        assert json.loads(body)["message"]["content"].endswith("Last message: a\nb")
+        status, body = request(
+            port, "POST", "/api/generate", body={"model": "tiny:1b", "prompt": "Why?", "stream": False}
+        )
+        assert status == 200 and json.loads(body)["response"].endswith("Last message: Why?")
+        status, body = request(
+            port,
+            "POST",
+            "/api/embed",
+            body={"model": "tiny:1b", "input": ["red apples", "red apples", "blue sea"]},
+        )
+        vectors = json.loads(body)["embeddings"]
+        assert status == 200 and len(vectors) == 3 and all(len(v) == 64 for v in vectors)
+        assert vectors[0] == vectors[1] != vectors[2]
+        assert abs(sum(x * x for x in vectors[0]) - 1.0) < 1e-4
+        status, body = request(port, "POST", "/api/embed", body={"model": "tiny:1b", "input": "red apples"})
+        assert json.loads(body)["embeddings"] == [vectors[0]]
+        for path in ("/api/chat", "/api/generate", "/api/embed"):
+            status, body = request(
+                port, "POST", path, body={"model": "absent:1b", "prompt": "x", "input": "x"}
+            )
+            assert status == 404 and json.loads(body) == {"error": "model 'absent:1b' not found"}
+            status, body = request(port, "POST", path, body={"prompt": "x"})
+            assert status == 400
+            assert request(port, "GET", path)[0] == 405
+
+
 def test_a_changed_manifest_changes_the_reported_digest(tmp_path, release):
     store = tmp_path / "models"
     model = gen.add_model(str(store), "tiny:1b", model_size=1024)

@@ -324,3 +324,37 @@ def test_record_file_is_a_verification_record(repo, certs, tmp_path, dest_dir):
     st = os.stat(dest_dir / "x")
     key = f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
     assert doc["entries"] == {key: digest}
+
+
+def test_files_places_several_artifacts_in_one_task(repo, certs, tmp_path, dest_dir):
+    first, second = os.urandom(70_000), os.urandom(30_000)
+    url1, digest1 = repo.publish("a.whl", first)
+    url2, digest2 = repo.publish("b.whl", second)
+    items = [
+        {"url": url1, "sha256": digest1, "size": len(first), "dest": str(dest_dir / "a.whl")},
+        {"url": url2, "sha256": digest2, "dest": str(dest_dir / "b.whl")},
+    ]
+    args = {"files": items, "ca_file": certs["ca"], "record": str(tmp_path / "record.json"), "timeout": 10}
+
+    ok, check = ansible("artifact", args, "--check")
+    assert ok and check["changed"] and repo.requests == [], check
+    assert not (dest_dir / "a.whl").exists()
+
+    ok, real = ansible("artifact", args)
+    assert ok and real["changed"], real
+    assert [f["dest"] for f in real["files"]] == [str(dest_dir / "a.whl"), str(dest_dir / "b.whl")]
+    assert real["transferred"] == len(first) + len(second)
+    assert (dest_dir / "a.whl").read_bytes() == first and (dest_dir / "b.whl").read_bytes() == second
+
+    ok, again = ansible("artifact", args)
+    assert ok and not again["changed"] and again["transferred"] == 0, again
+    assert len(repo.requests) == 2
+
+    # One bad item fails the task with its position and reason; a url and src together are refused.
+    bad = dict(items[1], src=str(dest_dir / "a.whl"))
+    ok, refused = ansible("artifact", dict(args, files=[items[0], bad]))
+    assert (
+        not ok and "files[1] must be a mapping with dest, sha256, url or src (one of them)" in refused["msg"]
+    ), refused
+    ok, refused = ansible("artifact", dict(args, dest=str(dest_dir / "c.whl")))
+    assert not ok and "mutually exclusive" in refused["msg"], refused

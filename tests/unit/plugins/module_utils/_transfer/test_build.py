@@ -20,6 +20,7 @@ from ansible_collections.airgap.llm.plugins.module_utils._transfer import repo a
 from ansible_collections.airgap.llm.plugins.module_utils._transfer import sign as _sign
 from ansible_collections.airgap.llm.plugins.module_utils._transfer import spec as _spec
 from ansible_collections.airgap.llm.tests import ollama_store
+from ansible_collections.airgap.llm.tests.transfer_kit import write_wheelhouse
 
 NOW = datetime.datetime(2026, 11, 22, tzinfo=datetime.timezone.utc)
 PASS = "unit-test-passphrase"  # noqa: S105 - throwaway key
@@ -121,9 +122,10 @@ def _local_spec(version: int):
 
 
 def _local_tree(tmp_path):
-    (tmp_path / "wheelhouse" / "sub").mkdir(parents=True)
-    (tmp_path / "wheelhouse" / "open_webui-0.6.5-py3-none-any.whl").write_bytes(b"w" * 5000)
-    (tmp_path / "wheelhouse" / "sub" / "fastapi-0.115.0-py3-none-any.whl").write_bytes(b"f" * 3000)
+    write_wheelhouse(
+        tmp_path / "wheelhouse",
+        {"open_webui-0.6.5-py3-none-any.whl": b"w" * 5000, "fastapi-0.115.0-py3-none-any.whl": b"f" * 3000},
+    )
     (tmp_path / "debs").mkdir()
     for name in ("nginx_1.22.1_amd64.deb", "libnginx_1.22.1_amd64.deb"):
         (tmp_path / "debs" / name).write_bytes(name.encode() * 100)  # 2200 and 2500 bytes
@@ -162,15 +164,21 @@ def test_a_second_bundle_with_an_unchanged_wheelhouse_and_debs_carries_none_of_t
     assert sorted(omitted) == [
         "artifacts/deb/nginx/1.22.1/libnginx_1.22.1_amd64.deb",
         "artifacts/deb/nginx/1.22.1/nginx_1.22.1_amd64.deb",
+        "artifacts/wheelhouse/open-webui/0.6.5/fastapi-0.115.0-py3-none-any.whl",
         "artifacts/wheelhouse/open-webui/0.6.5/open_webui-0.6.5-py3-none-any.whl",
-        "artifacts/wheelhouse/open-webui/0.6.5/sub/fastapi-0.115.0-py3-none-any.whl",
+        "artifacts/wheelhouse/open-webui/0.6.5/requirements.lock",
     ]
     whl = tmp_path / "wheelhouse" / "open_webui-0.6.5-py3-none-any.whl"
     assert omitted["artifacts/wheelhouse/open-webui/0.6.5/open_webui-0.6.5-py3-none-any.whl"]["sha256"] == (
         hashlib.sha256(whl.read_bytes()).hexdigest()
     )
-    assert manifest["differential"]["omitted_files"] == 4
-    assert manifest["differential"]["omitted_bytes"] == second["omitted_bytes"] == 5000 + 3000 + 2200 + 2500
+    lock_size = (tmp_path / "wheelhouse" / "requirements.lock").stat().st_size
+    assert manifest["differential"]["omitted_files"] == 5
+    assert (
+        manifest["differential"]["omitted_bytes"]
+        == second["omitted_bytes"]
+        == 5000 + 3000 + lock_size + 2200 + 2500
+    )
     assert second["size"] < first["size"]
     accepted = _ingest.ingest(_ingest.IngestOptions(src=second["bundle"], sha256=second["sha256"], **ingest))
     assert accepted["current"] == "states/000002"
@@ -202,14 +210,16 @@ def test_a_local_file_that_changes_after_it_was_compared_with_the_inventory_fail
 def test_only_local_files_whose_size_the_inventory_holds_are_read_early(tmp_path, monkeypatch):
     _local_tree(tmp_path)
     inventory = tmp_path / "inventory.json"
-    inventory.write_text(json.dumps({"format": "airgap.llm.inventory", "blobs": {"0" * 64: 5000}}))
+    # The wheelhouse's files are hashed by its lock check anyway; of the others only the 2200-byte deb.
+    inventory.write_text(json.dumps({"format": "airgap.llm.inventory", "blobs": {"0" * 64: 2200}}))
     seen = []
     real = _build.hash_many
     monkeypatch.setattr(_build, "hash_many", lambda paths: seen.extend(paths) or real(paths))
     built = _build.build(_local_spec(1), _options(tmp_path, inventory=str(inventory)))
-    assert [os.path.basename(p) for p in seen] == ["open_webui-0.6.5-py3-none-any.whl"]
+    assert [os.path.basename(p) for p in seen] == ["nginx_1.22.1_amd64.deb"]
     assert built["omitted_files"] == 0
-    assert built["bytes_hashed"] == 5000 + 3000 + 2200 + 2500 + 10 + 5000
+    lock_size = (tmp_path / "wheelhouse" / "requirements.lock").stat().st_size
+    assert built["bytes_hashed"] == 5000 + 3000 + lock_size + 2200 + 2500 + 10 + 2200
 
 
 def test_a_model_name_typo_lists_the_models_of_the_store_and_names_the_spec_key(tmp_path):
@@ -231,3 +241,25 @@ def test_a_model_name_typo_lists_the_models_of_the_store_and_names_the_spec_key(
     spec["ollama_store"] = str(tmp_path / "nowhere")
     with pytest.raises(_spec.BundleError, match=r"does not exist; check ollama_store in the bundle spec$"):
         _build.build(spec, _options(tmp_path))
+
+
+def test_a_wheelhouse_carries_the_digests_its_lock_pins_and_a_changed_wheel_is_refused(tmp_path):
+    write_wheelhouse(tmp_path / "wh", {"demo-1.0-py3-none-any.whl": b"d" * 4000})
+    spec = {
+        "version": 1,
+        "artifacts": [{"name": "demo-wheels", "version": "1.0", "kind": "wheelhouse", "path": "wh"}],
+    }
+    built = _build.build(spec, _options(tmp_path))
+    _names, manifest = _members(built["bundle"])
+    files = {f["path"]: f["sha256"] for f in manifest["files"]}
+    assert (
+        files["artifacts/wheelhouse/demo-wheels/1.0/demo-1.0-py3-none-any.whl"]
+        == hashlib.sha256(b"d" * 4000).hexdigest()
+    )
+    assert "artifacts/wheelhouse/demo-wheels/1.0/requirements.lock" in files
+    (tmp_path / "wh" / "demo-1.0-py3-none-any.whl").write_bytes(b"x" * 4000)
+    with pytest.raises(_spec.BundleError, match=r"the wheels and requirements\.lock disagree"):
+        _build.build(dict(spec, version=2), _options(tmp_path))
+    pinned = {"name": "demo-wheels", "version": "1.0", "kind": "wheelhouse", "path": "wh", "sha256": "0" * 64}
+    with pytest.raises(_spec.BundleError, match="a wheelhouse is a local directory"):
+        _build.build({"version": 3, "artifacts": [pinned]}, _options(tmp_path))

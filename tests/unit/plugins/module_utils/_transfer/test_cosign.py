@@ -16,7 +16,7 @@ from ansible_collections.airgap.llm.plugins.module_utils._transfer import fetch 
 from ansible_collections.airgap.llm.plugins.module_utils._transfer import ingest as _ingest
 from ansible_collections.airgap.llm.plugins.module_utils._transfer import spec as _spec
 from ansible_collections.airgap.llm.tests.ollama_store import snapshot
-from ansible_collections.airgap.llm.tests.transfer_kit import read_members, write_tar
+from ansible_collections.airgap.llm.tests.transfer_kit import read_members, write_tar, write_wheelhouse
 
 PASS = "unit-test-passphrase"  # noqa: S105 - throwaway keys
 
@@ -28,7 +28,7 @@ def built(tmp_path, signers):
     def make(chunk_size=None):
         base = tmp_path / "src"
         (base / "wheelhouse").mkdir(parents=True, exist_ok=True)
-        (base / "wheelhouse" / "a-1-py3-none-any.whl").write_bytes(os.urandom(20000))
+        write_wheelhouse(base / "wheelhouse", {"a-1-py3-none-any.whl": os.urandom(20000)})
         (base / "zeros.img").write_bytes(bytes(5000))  # ends in zeros, like many disk images do
         spec = {
             "version": 3,
