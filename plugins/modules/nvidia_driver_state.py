@@ -10,7 +10,7 @@ module: nvidia_driver_state
 short_description: What the internal APT repository offers of the NVIDIA driver, and what a node runs
 version_added: 0.1.0
 description:
-  - Reads, and changes nothing: C(apt-cache policy) of the driver packages and of the kernel headers
+  - Reads, and changes nothing, C(apt-cache policy) of the driver packages and of the kernel headers
     for the kernel to build for, C(dkms status), the loaded modules (C(/proc/modules)) and the
     version of the loaded C(nvidia) module.
   - Decides whether the repository's driver may be installed. Refused, with a message that says what
@@ -62,7 +62,7 @@ options:
   lists_pending:
     description:
       - The node has not fetched the internal repository's package lists yet (check mode on a new node,
-        before the real run of M(airgap.llm.repo_client)): the repository cannot be judged, so nothing
+        before the real run of M(airgap.llm.repo_client)). The repository cannot be judged, so nothing
         is refused and a warning says so.
     type: bool
     default: false

@@ -48,7 +48,7 @@ options:
     required: true
   unit:
     description:
-      - The Ollama service: its C(DeviceAllow=), its user and its log are read.
+      - The Ollama service, whose C(DeviceAllow=), user and log are read.
     type: str
     default: ollama.service
   ollama_url:
@@ -81,7 +81,7 @@ seealso:
   - module: airgap.llm.nvidia_driver_state
   - module: airgap.llm.systemd_unit
 notes:
-  - Runs as root (C(become)): it reads the unit's journal and starts a transient unit.
+  - Runs as root (C(become)), since it reads the unit's journal and starts a transient unit.
 """
 
 EXAMPLES = r"""

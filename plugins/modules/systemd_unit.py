@@ -78,7 +78,7 @@ options:
       - Named, explicit relaxations of the V(strict) profile.
       - V(nvidia_gpu) lets the service open the NVIDIA device nodes and only those
         (C(PrivateDevices=no), C(DevicePolicy=closed), C(DeviceAllow=) for the groups of both driver
-        generations: C(nvidia-frontend) up to 535, C(nvidia) and C(nvidiactl) from 545 on,
+        generations, C(nvidia-frontend) up to 535, C(nvidia) and C(nvidiactl) from 545 on,
         C(nvidia-uvm) and C(nvidia-caps) in both) and drops C(ProcSubset=pid), because drivers 570 and
         newer read C(/proc/driver/nvidia).
       - V(network) allows IP traffic beyond loopback (a front door such as a reverse proxy).
