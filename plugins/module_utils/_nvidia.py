@@ -27,6 +27,7 @@ import subprocess
 from typing import Any, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from ansible_collections.airgap.llm.plugins.module_utils._errors import AirgapError, quote
+from ansible_collections.airgap.llm.plugins.module_utils._io import read_bounded
 from ansible_collections.airgap.llm.plugins.module_utils._systemd import NVIDIA_DEVICE_GROUPS
 
 __all__ = [
@@ -80,6 +81,10 @@ SMI_QUERY = ["--query-gpu=" + ",".join(SMI_FIELDS), "--format=csv,noheader,nouni
 CONTROL_GROUPS = ("nvidia-frontend", "nvidiactl")
 UVM_GROUP = "nvidia-uvm"
 MAX_LINES = 100_000
+# The environment of every command the NVIDIA modules run: C locale (parsed output), system PATH.
+C_LOCALE = {"LC_ALL": "C", "LANG": "C", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+# The most read of one file (/proc, /sys, /etc) or one answer of Ollama's API.
+READ_LIMIT = 1 << 20
 
 _VERSION_RE = re.compile(r"\A(?:[0-9]+:)?([0-9][0-9A-Za-z.+~]*?)(?:-[0-9A-Za-z.+~]+)?\Z")
 _MAJOR_RE = re.compile(r"\A([0-9]{2,4})(?:\.|\Z)")
@@ -164,6 +169,14 @@ def run(argv: Sequence[str], timeout: int, env: Optional[Mapping[str, str]] = No
     except subprocess.TimeoutExpired:
         return 124, "", f"{' '.join(argv)} did not finish within {timeout} s"
     return proc.returncode, proc.stdout, proc.stderr
+
+
+def read_text(path: str, default: str = "") -> str:
+    """A small system file as text (at most READ_LIMIT bytes); default when it does not exist."""
+    try:
+        return read_bounded(path, READ_LIMIT, follow_symlinks=True).decode("utf-8", "replace")
+    except FileNotFoundError:
+        return default
 
 
 def _lines(text: str, what: str) -> List[str]:

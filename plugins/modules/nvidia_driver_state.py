@@ -179,8 +179,8 @@ import shutil  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.airgap.llm.plugins.module_utils._errors import fail_on_error  # noqa: E402
-from ansible_collections.airgap.llm.plugins.module_utils._io import read_bounded  # noqa: E402
 from ansible_collections.airgap.llm.plugins.module_utils._nvidia import (  # noqa: E402
+    C_LOCALE,
     NvidiaError,
     dkms_built,
     headers_package,
@@ -188,24 +188,15 @@ from ansible_collections.airgap.llm.plugins.module_utils._nvidia import (  # noq
     parse_apt_policy,
     parse_dkms_status,
     parse_proc_modules,
+    read_text,
     reboot_reasons,
     run,
     upstream_version,
 )
 
-C_LOCALE = {"LC_ALL": "C", "LANG": "C", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
-LIMIT = 1 << 20
-
-
-def _read(path, default=""):
-    try:
-        return read_bounded(path, LIMIT, follow_symlinks=True).decode("utf-8", "replace")
-    except FileNotFoundError:
-        return default
-
 
 def _suite():
-    for line in _read("/etc/os-release").splitlines():
+    for line in read_text("/etc/os-release").splitlines():
         key, _sep, value = line.partition("=")
         if key == "VERSION_CODENAME":
             return value.strip().strip('"')
@@ -215,7 +206,7 @@ def _suite():
 def _loaded_driver():
     # Debian installs the module as nvidia-current.ko; the kernel names it nvidia either way.
     for name in ("nvidia", "nvidia_current"):
-        version = _read(f"/sys/module/{name}/version").strip()
+        version = read_text(f"/sys/module/{name}/version").strip()
         if version:
             return version
     return None
@@ -236,7 +227,7 @@ def state(params, warn):
         if rc != 0:
             raise NvidiaError(f"dkms status failed (rc {rc}): {err.strip()[-500:]}")
         entries = parse_dkms_status(out)
-    modules = parse_proc_modules(_read("/proc/modules"))
+    modules = parse_proc_modules(read_text("/proc/modules"))
     driver_policy = policy.get(params["version_package"])
     candidate = driver_policy.candidate if driver_policy else None
     installed = driver_policy.installed if driver_policy else None

@@ -160,8 +160,9 @@ import urllib.parse  # noqa: E402
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.airgap.llm.plugins.module_utils import _json  # noqa: E402
 from ansible_collections.airgap.llm.plugins.module_utils._errors import AirgapError, fail_on_error, quote  # noqa: E402
-from ansible_collections.airgap.llm.plugins.module_utils._io import read_bounded  # noqa: E402
 from ansible_collections.airgap.llm.plugins.module_utils._nvidia import (  # noqa: E402
+    C_LOCALE,
+    READ_LIMIT,
     SMI_QUERY,
     NvidiaError,
     check_dict,
@@ -174,6 +175,7 @@ from ansible_collections.airgap.llm.plugins.module_utils._nvidia import (  # noq
     parse_smi_csv,
     parse_smi_list,
     parse_systemctl_show,
+    read_text,
     run,
     too_old_lines,
 )
@@ -186,16 +188,7 @@ from ansible_collections.airgap.llm.plugins.module_utils._transfer.fetch import 
     fetch_bytes,
 )
 
-C_LOCALE = {"LC_ALL": "C", "LANG": "C", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
-LIMIT = 1 << 20
 LOOPBACK = ("localhost", "::1")
-
-
-def _read(path):
-    try:
-        return read_bounded(path, LIMIT, follow_symlinks=True).decode("utf-8", "replace")
-    except FileNotFoundError:
-        return ""
 
 
 def _check_url(url):
@@ -271,7 +264,7 @@ def _log_too_old(unit, invocation):
 def _nodes():
     minors = []
     for info in sorted(glob.glob("/proc/driver/nvidia/gpus/*/information")):
-        minor = parse_device_minor(_read(info))
+        minor = parse_device_minor(read_text(info))
         if minor is not None:
             minors.append(minor)
     present = {}
@@ -289,9 +282,9 @@ def _generate(url, model, timeout):
         {"model": model, "prompt": "Say OK.", "stream": False, "options": {"num_predict": 4}}
     )
     try:
-        fetch_bytes(f"{url}/api/generate", options, limit=LIMIT, data=body)
-        raw = fetch_bytes(f"{url}/api/ps", FetchOptions(timeout=30), limit=LIMIT)
-        ps = parse_ps(_json.loads(raw, "/api/ps's answer", limit=LIMIT), model)
+        fetch_bytes(f"{url}/api/generate", options, limit=READ_LIMIT, data=body)
+        raw = fetch_bytes(f"{url}/api/ps", FetchOptions(timeout=30), limit=READ_LIMIT)
+        ps = parse_ps(_json.loads(raw, "/api/ps's answer", limit=READ_LIMIT), model)
     except AirgapError as exc:
         return None, f"generate with {quote(model)} or /api/ps failed: {exc}"
     return ps, "" if ps else f"/api/ps does not list {quote(model)} after a generate with it"
@@ -327,8 +320,8 @@ def check(params):
     url = _check_url(params["ollama_url"])
     unit = _unit(params["unit"])
     gpus, smi_error = _smi(params["nvidia_smi"])
-    groups = parse_proc_devices(_read("/proc/devices"))
-    modules = parse_proc_modules(_read("/proc/modules"))
+    groups = parse_proc_devices(read_text("/proc/devices"))
+    modules = parse_proc_modules(read_text("/proc/modules"))
     nodes = _nodes()
     log = _log_too_old(params["unit"], unit["invocation"])
     ps, ps_error = _generate(url, params["model"], params["timeout"])

@@ -15,6 +15,7 @@ import os
 import pytest
 from ansible_collections.airgap.llm.plugins.module_utils import _nvidia as nv
 from ansible_collections.airgap.llm.plugins.module_utils import _systemd as sd
+from ansible_collections.airgap.llm.plugins.module_utils._io import SourceReadError
 
 SAMPLES = os.path.join(os.path.dirname(__file__), "nvidia")
 
@@ -505,3 +506,15 @@ def test_transient_properties_are_the_profiles_directives():
     ]
     assert "SystemCallFilter=@system-service" in props and "SystemCallFilter=~@privileged @resources" in props
     assert not any(p.startswith("ProcSubset=") for p in props)
+
+
+def test_read_text_is_bounded_and_a_missing_file_is_the_default(tmp_path):
+    small = tmp_path / "version"
+    small.write_text("550.163.01\n")
+    assert nv.read_text(str(small)) == "550.163.01\n"
+    assert nv.read_text(str(tmp_path / "absent")) == ""
+    assert nv.read_text(str(tmp_path / "absent"), "none") == "none"
+    large = tmp_path / "large"
+    large.write_bytes(b"x" * (nv.READ_LIMIT + 1))
+    with pytest.raises(SourceReadError, match="more than the limit"):
+        nv.read_text(str(large))
