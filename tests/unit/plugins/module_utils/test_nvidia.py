@@ -518,3 +518,40 @@ def test_read_text_is_bounded_and_a_missing_file_is_the_default(tmp_path):
     large.write_bytes(b"x" * (nv.READ_LIMIT + 1))
     with pytest.raises(SourceReadError, match="more than the limit"):
         nv.read_text(str(large))
+
+
+DEFAULT_PACKAGES = [
+    "nvidia-kernel-dkms",
+    "nvidia-smi",
+    "libcuda1",
+    "libnvidia-ml1",
+    "nvidia-persistenced",
+    "firmware-nvidia-gsp",
+    "linux-headers-amd64",
+]
+
+
+def test_recorded_debian_12_repository_is_refused_for_535_and_the_running_kernel():
+    # Real apt-cache policy of the gpu_driver scenario's Debian 12 node: Debian 12's driver only, and
+    # apt-cache prints nothing for headers the repository lacks (those of the host's kernel).
+    policy = nv.parse_apt_policy(sample("apt-policy-bookworm-535.txt"))
+    assert policy["nvidia-kernel-dkms"] == nv.PackagePolicy(None, "535.261.03-1")
+    assert "linux-headers-6.18.44-fc-v669" not in policy
+
+    def decide(kernel, accept=False):
+        return nv.install_refusals(
+            policy,
+            [*DEFAULT_PACKAGES, nv.headers_package(kernel)],
+            "nvidia-kernel-dkms",
+            kernel,
+            minimum=550,
+            accept_cpu_fallback=accept,
+            suite="bookworm",
+        )
+
+    headers, driver = decide("6.18.44-fc-v669")
+    assert "offers no linux-headers-6.18.44-fc-v669" in headers
+    assert "offers only driver 535.261.03" in driver and "bookworm's suite" in driver
+    (driver_only,) = decide("6.1.0-50-amd64")
+    assert driver_only == driver
+    assert decide("6.1.0-50-amd64", accept=True) == []
