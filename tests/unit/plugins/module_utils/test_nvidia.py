@@ -555,3 +555,21 @@ def test_recorded_debian_12_repository_is_refused_for_535_and_the_running_kernel
     (driver_only,) = decide("6.1.0-50-amd64")
     assert driver_only == driver
     assert decide("6.1.0-50-amd64", accept=True) == []
+
+
+def test_recorded_debian_13_install_is_not_refused_and_dkms_built_for_the_kernel():
+    # Real output of the scenario's Debian 13 node after the role's install.
+    policy = nv.parse_apt_policy(sample("apt-policy-trixie-550-installed.txt"))
+    kernel = "6.12.117+deb13-amd64"
+    assert policy["nvidia-kernel-dkms"] == nv.PackagePolicy("550.163.01-2", "550.163.01-2")
+    assert policy[nv.headers_package(kernel)].installed == "6.12.117-1"
+    packages = [*DEFAULT_PACKAGES, nv.headers_package(kernel)]
+    decided = nv.install_refusals(
+        policy, packages, "nvidia-kernel-dkms", kernel, minimum=550, accept_cpu_fallback=False, suite="trixie"
+    )
+    assert decided == []
+    entries = nv.parse_dkms_status(sample("dkms-status-trixie-550.txt"))
+    assert nv.dkms_built(entries, "550.163.01", kernel) == nv.DkmsEntry(
+        "nvidia-current", "550.163.01", kernel, "x86_64", "installed"
+    )
+    assert nv.dkms_built(entries, "550.163.01", "6.18.44-fc-v669") is None
