@@ -168,5 +168,8 @@ def test_gpu_check_reports_each_reason_on_a_node_without_a_gpu(host, run_module)
     # nvidia-smi ran inside the transient unit (as the unit's user) and failed for want of the driver.
     assert "transient unit" in checks["sandbox"]["detail"] and "as nobody" in checks["sandbox"]["detail"]
     assert "couldn't communicate with the NVIDIA driver" in checks["sandbox"]["detail"]
-    assert len(result["device_allow"]) == 5
+    # The unit's DeviceAllow= as systemd reports it: the five NVIDIA groups of both driver
+    # generations, and char-rtc read-only, which systemd adds for ProtectClock=yes.
+    groups = ("nvidia-frontend", "nvidia", "nvidiactl", "nvidia-uvm", "nvidia-caps")
+    assert sorted(result["device_allow"]) == sorted([*(f"char-{g} rw" for g in groups), "char-rtc r"])
     assert "The GPU node is not ready for Ollama" in result["msg"]
