@@ -13,6 +13,7 @@ import json
 import os
 
 import pytest
+import yaml
 from ansible_collections.airgap.llm.plugins.module_utils import _nvidia as nv
 from ansible_collections.airgap.llm.plugins.module_utils import _systemd as sd
 from ansible_collections.airgap.llm.plugins.module_utils._io import SourceReadError
@@ -520,15 +521,12 @@ def test_read_text_is_bounded_and_a_missing_file_is_the_default(tmp_path):
         nv.read_text(str(large))
 
 
-DEFAULT_PACKAGES = [
-    "nvidia-kernel-dkms",
-    "nvidia-smi",
-    "libcuda1",
-    "libnvidia-ml1",
-    "nvidia-persistenced",
-    "firmware-nvidia-gsp",
-    "linux-headers-amd64",
-]
+# The role's default package set: the recorded apt-cache policy samples asked for these.
+ROLE_DEFAULTS = os.path.join(
+    os.path.dirname(__file__), "..", "..", "..", "..", "roles", "gpu_driver", "defaults", "main.yml"
+)
+with open(ROLE_DEFAULTS, encoding="utf-8") as _defaults:
+    DEFAULT_PACKAGES = yaml.safe_load(_defaults)["gpu_driver_packages"]
 
 
 def test_recorded_debian_12_repository_is_refused_for_535_and_the_running_kernel():
@@ -537,6 +535,7 @@ def test_recorded_debian_12_repository_is_refused_for_535_and_the_running_kernel
     policy = nv.parse_apt_policy(sample("apt-policy-bookworm-535.txt"))
     assert policy["nvidia-kernel-dkms"] == nv.PackagePolicy(None, "535.261.03-1")
     assert "linux-headers-6.18.44-fc-v669" not in policy
+    assert set(DEFAULT_PACKAGES) <= set(policy), "re-record the sample with the role's packages"
 
     def decide(kernel, accept=False):
         return nv.install_refusals(
