@@ -7,6 +7,11 @@
 # image and the list.
 #
 # Usage: debs.sh DEST IMAGE LIST   (LIST: one package per line, # comments; molecule/image/packages/)
+#
+# The node images use Debian's main component only. A list that needs more names them on a line
+# "components: contrib non-free ..."; they are added to the throw-away container's sources, never to
+# the images.
+#
 # A line "package suite..." names the Debian suites the package is for (it is left out of the others);
 # a set that has no package for the image's suite leaves DEST empty.
 set -euo pipefail
@@ -15,11 +20,13 @@ dest=${1:?usage: debs.sh DEST IMAGE LIST}
 image=${2:?usage: debs.sh DEST IMAGE LIST}
 list=${3:?usage: debs.sh DEST IMAGE LIST}
 suite=$(podman image inspect --format '{{ index .Labels "org.airgap.suite" }}' "$image")
-mapfile -t packages < <(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$list" \
+mapfile -t packages < <(sed -e 's/#.*//' -e '/^components:/d' -e '/^[[:space:]]*$/d' "$list" \
   | awk -v suite="$suite" 'NF == 1 { print $1; next } { for (i = 2; i <= NF; i++) if ($i == suite) print $1 }')
-[ -n "$(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$list")" ] || { echo "debs.sh: $list names no packages" >&2; exit 1; }
+[ -n "$(sed -e 's/#.*//' -e '/^components:/d' -e '/^[[:space:]]*$/d' "$list")" ] || { echo "debs.sh: $list names no packages" >&2; exit 1; }
+components=$(sed -n -e 's/#.*//' -e 's/^components:[[:space:]]*//p' "$list" | xargs)
+case $components in *[!a-z0-9\ -]*) echo "debs.sh: $list names bad components '$components'" >&2; exit 1 ;; esac
 
-want="$(podman image inspect --format '{{ .Id }}' "$image") ${packages[*]}"
+want="$(podman image inspect --format '{{ .Id }}' "$image") ${packages[*]}${components:+ components: $components}"
 if [ -f "$dest.recipe" ] && [ -d "$dest" ] && [ "$(cat "$dest.recipe")" = "$want" ]; then
   echo "test packages in $dest are up to date"
   exit 0
@@ -35,6 +42,10 @@ if [ ${#packages[@]} -eq 0 ]; then
   exit 0
 fi
 podman run --rm --network=podman -v "$dest.tmp:/var/cache/apt/archives" "$image" sh -ec "
+  if [ -n '$components' ]; then
+    sed -i -E 's/^(deb [^ ]+ [^ ]+ main)\$/\\1 $components/' /etc/apt/sources.list
+    grep -q ' main $components\$' /etc/apt/sources.list || { echo 'cannot add $components to sources.list' >&2; exit 1; }
+  fi
   apt-get update -qq
   apt-get install -y -qq --download-only --no-install-recommends ${packages[*]} >/dev/null
   rm -rf /var/cache/apt/archives/partial /var/cache/apt/archives/lock"

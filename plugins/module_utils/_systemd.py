@@ -26,6 +26,8 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 from ansible_collections.airgap.llm.plugins.module_utils._errors import AirgapError
 
 __all__ = [
+    "NVIDIA_DEVICES",
+    "NVIDIA_DEVICE_GROUPS",
     "RELAXATIONS",
     "SCORE_MIN_VERSION",
     "UNIT_SEARCH_PATHS",
@@ -37,6 +39,7 @@ __all__ = [
     "render_unit",
     "score_exposure",
     "systemd_version",
+    "transient_properties",
     "unit_kind",
     "verify_unit",
 ]
@@ -90,12 +93,14 @@ STRICT_PROFILE: Tuple[Tuple[str, Any], ...] = (
     ("IPAddressAllow", "localhost"),
 )
 
-NVIDIA_DEVICES = [
-    "char-nvidiactl rw",
-    "char-nvidia-frontend rw",
-    "char-nvidia-uvm rw",
-    "char-nvidia-caps rw",
-]
+NVIDIA_DEVICE_GROUPS = ("nvidia-frontend", "nvidia", "nvidiactl", "nvidia-uvm", "nvidia-caps")
+"""The character-device groups (``/proc/devices`` names) a CUDA program opens, of both driver
+generations: up to 535 the driver registers major 195 as ``nvidia-frontend``; from 545 on as
+``nvidia`` (the GPUs) and ``nvidiactl`` (the control device); both have ``nvidia-uvm`` and
+``nvidia-caps``. systemd starts a unit whose ``DeviceAllow=`` names a group that is not registered,
+so a unit that allows all of them works with either driver."""
+
+NVIDIA_DEVICES = [f"char-{group} rw" for group in NVIDIA_DEVICE_GROUPS]
 
 # Named relaxations: each says which profile directives it changes, and to what (None drops
 # the directive). They are the only way the profile is loosened besides explicit keys.
@@ -249,6 +254,21 @@ def render_unit(
                 continue
             out.extend(f"{key}={rendered}" for rendered in _render_value(section, key, value))
     return "\n".join(out) + "\n"
+
+
+def transient_properties(directives: Mapping[str, Any]) -> List[str]:
+    """``directives`` (as :func:`hardening_directives` returns them) as ``systemd-run`` properties.
+
+    ``KEY=value`` strings, a list repeated once per item, ``None`` left out: the same values a
+    unit file gets, so that a transient unit (``systemd-run -p ...``) runs in the sandbox of the
+    unit rendered from the same profile.
+    """
+    return [
+        f"{key}={value}"
+        for key, raw in directives.items()
+        if raw is not None
+        for value in _render_value("Service", key, raw)
+    ]
 
 
 def _run(argv: Sequence[str], timeout: int = 60) -> Tuple[int, str, str]:

@@ -77,9 +77,10 @@ options:
     description:
       - Named, explicit relaxations of the V(strict) profile.
       - V(nvidia_gpu) lets the service open the NVIDIA device nodes and only those
-        (C(PrivateDevices=no), C(DevicePolicy=closed), C(DeviceAllow=) for C(nvidiactl), C(nvidia-frontend),
-        C(nvidia-uvm), C(nvidia-caps)) and drops C(ProcSubset=pid), because drivers 570 and newer read
-        C(/proc/driver/nvidia).
+        (C(PrivateDevices=no), C(DevicePolicy=closed), C(DeviceAllow=) for the groups of both driver
+        generations, C(nvidia-frontend) up to 535, C(nvidia) and C(nvidiactl) from 545 on,
+        C(nvidia-uvm) and C(nvidia-caps) in both) and drops C(ProcSubset=pid), because drivers 570 and
+        newer read C(/proc/driver/nvidia).
       - V(network) allows IP traffic beyond loopback (a front door such as a reverse proxy).
       - V(bind_privileged_ports) keeps C(CAP_NET_BIND_SERVICE) for ports below 1024.
       - V(write_execute) turns off C(MemoryDenyWriteExecute) for JIT compilers and cffi callbacks.

@@ -46,6 +46,11 @@ def test_unit_is_hardened_and_scores_at_most_2(host):
     assert "IPAddressDeny=any" in unit and "IPAddressAllow=localhost" in unit
     if host.backend.get_hostname() == "site-node2":
         assert "DeviceAllow=char-nvidia-uvm rw" in unit and "PrivateDevices=no" in unit
+        # Both driver generations: 535 registers nvidia-frontend, 545 and newer nvidia and nvidiactl.
+        for group in ("nvidia-frontend", "nvidia", "nvidiactl", "nvidia-uvm", "nvidia-caps"):
+            assert f"DeviceAllow=char-{group} rw" in unit
+        # After gpu_driver's device unit, which this node (no GPU, no driver) lacks: Ollama runs anyway.
+        assert "After=airgap-nvidia-devices.service" in unit and "Wants=airgap-nvidia-devices.service" in unit
     else:
         assert "PrivateDevices=yes" in unit
 

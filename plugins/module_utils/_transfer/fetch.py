@@ -162,8 +162,9 @@ class _HttpsOnlyRedirect(urllib.request.HTTPRedirectHandler):
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
-def open_url(url: str, options: FetchOptions, offset: int = 0) -> Any:
-    """Open ``url`` and return the response; ``offset`` > 0 asks for the bytes from there on.
+def open_url(url: str, options: FetchOptions, offset: int = 0, data: Optional[bytes] = None) -> Any:
+    """Open ``url`` and return the response; ``offset`` > 0 asks for the bytes from there on, and
+    ``data`` makes the request a POST of those bytes (an API call; ``options.headers`` says their type).
 
     The one place where the collection opens a URL: proxies are never used, TLS follows
     ``options``, and with ``options.https_only`` neither the URL nor a redirect may be plain http.
@@ -182,7 +183,9 @@ def open_url(url: str, options: FetchOptions, offset: int = 0) -> Any:
     headers.update(options.headers)
     if offset:
         headers["Range"] = f"bytes={offset}-"
-    request = urllib.request.Request(url, headers=headers)  # noqa: S310 - scheme checked above
+    request = urllib.request.Request(  # noqa: S310 - scheme checked above
+        url, data=data, headers=headers, method="POST" if data is not None else "GET"
+    )
     try:
         return opener.open(request, timeout=options.timeout)
     except urllib.error.HTTPError as exc:
@@ -449,10 +452,12 @@ class _Resumable:
         )
 
 
-def fetch_bytes(url: str, options: Optional[FetchOptions] = None, limit: int = 1 << 20) -> bytes:
-    """Read a small document (at most ``limit`` bytes) into memory."""
+def fetch_bytes(
+    url: str, options: Optional[FetchOptions] = None, limit: int = 1 << 20, data: Optional[bytes] = None
+) -> bytes:
+    """Read a small document (at most ``limit`` bytes) into memory; ``data`` is POSTed (:func:`open_url`)."""
     options = options or FetchOptions()
-    response = open_url(url, options)
+    response = open_url(url, options, data=data)
     try:
         with response:
             data = response.read(limit + 1)

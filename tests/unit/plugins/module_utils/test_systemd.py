@@ -90,6 +90,14 @@ def test_relaxations():
     assert gpu["PrivateDevices"] is False
     assert gpu["DevicePolicy"] == "closed"
     assert gpu["DeviceAllow"] == sd.NVIDIA_DEVICES
+    # Both driver generations: 535 registers nvidia-frontend, 545 and newer nvidia and nvidiactl.
+    assert set(gpu["DeviceAllow"]) == {
+        "char-nvidia-frontend rw",
+        "char-nvidia rw",
+        "char-nvidiactl rw",
+        "char-nvidia-uvm rw",
+        "char-nvidia-caps rw",
+    }
     assert gpu["ProcSubset"] is None
     assert sd.hardening_directives("strict", ["network"])["IPAddressDeny"] is None
     assert sd.hardening_directives("none", []) == {}

@@ -79,3 +79,42 @@ def test_a_zero_byte_artifact_of_known_size_needs_no_request(tmp_path):
     assert (fetched["sha256"], fetched["size"], fetched["transferred"]) == (empty, 0, 0)
     assert dest.read_bytes() == b""
     assert not partial.exists()
+
+
+def test_fetch_bytes_posts_data_when_given():
+    seen = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def _answer(self, body):
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self):
+            seen.append(("GET", self.headers.get("Content-Type"), b""))
+            self._answer(b"got")
+
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            seen.append(("POST", self.headers.get("Content-Type"), body))
+            self._answer(b"posted")
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/api"
+        options = _fetch.FetchOptions(headers={"Content-Type": "application/json"})
+        assert _fetch.fetch_bytes(url, options, data=b'{"a":1}') == b"posted"
+        assert _fetch.fetch_bytes(url) == b"got"
+        with pytest.raises(_fetch.FetchError, match="larger than 3 bytes"):
+            _fetch.fetch_bytes(url, options, limit=3, data=b"{}")
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(5)
+    assert seen[:2] == [("POST", "application/json", b'{"a":1}'), ("GET", None, b"")]
