@@ -29,12 +29,14 @@ export PYTHONPATH := $(COLLECTIONS)
 # AIRGAP_TEST_DEBS is the base set (the repository host's packages), AIRGAP_TEST_DEBS_ROOT holds all.
 export AIRGAP_TEST_DEBS_ROOT := $(CACHE)/debs
 export AIRGAP_TEST_DEBS := $(CACHE)/debs/base
+# The real step-ca, built from Debian's source packages for the step_ca scenario (molecule/image/step-ca.sh).
+export AIRGAP_STEP_CA_RELEASE := $(CACHE)/step-ca
 export ANSIBLE_FORCE_COLOR := 0
 export PY_COLORS := 0
 export NO_COLOR := 1
 
 
-.PHONY: demo demo-clean test prepare lint unit integration sanity molecule bench setup host venv sanity-venv collection image debs clean help
+.PHONY: demo demo-clean test prepare lint unit integration sanity molecule bench setup host venv sanity-venv collection image debs step-ca clean help
 
 help:
 	@echo "make demo      bundle -> ingest -> site.yml on air-gapped Ollama nodes -> verify.yml, with a summary"
@@ -46,6 +48,7 @@ help:
 	@echo "make unit      pytest tests/unit"
 	@echo "make integration  end-to-end tests on this machine (bundle, ingest, attacks)"
 	@echo "make molecule  Molecule scenarios one after another (SCENARIOS='a b' to choose)"
+	@echo "make step-ca   build the real step-ca from Debian's source packages for the step_ca scenario (cached)"
 	@echo "make bench     benchmarks against reference tools"
 	@echo "make clean     remove the virtualenv, build output and test containers"
 
@@ -62,7 +65,7 @@ test: prepare
 
 prepare:
 	@start=$$(date +%s); \
-	$(MAKE) --no-print-directory setup debs sanity-venv; \
+	$(MAKE) --no-print-directory setup debs sanity-venv $(if $(filter molecule:step_ca,$(STAGES)),step-ca); \
 	echo "== prepared (host, virtualenvs, node images, packages) in $$(( $$(date +%s) - start ))s"
 
 setup: host venv collection
@@ -123,6 +126,12 @@ debs: image
 	  done; \
 	done
 
+# The real step-ca for the step_ca scenario, built from Debian's source packages in a throw-away container
+# (several minutes), cached in $(AIRGAP_STEP_CA_RELEASE) and rebuilt only when its recipe or the package
+# versions change. Prints the version it provides.
+step-ca: image
+	@bash molecule/image/step-ca.sh $(AIRGAP_STEP_CA_RELEASE) $(NODE_IMAGE_PREFIX):debian13
+
 lint: setup
 	@start=$$(date +%s); \
 	ruff check .; \
@@ -152,7 +161,7 @@ integration: setup
 	pytest -q -p no:cacheprovider -n $(PYTEST_JOBS) --dist loadfile tests/integration; \
 	echo "== integration passed in $$(( $$(date +%s) - start ))s"
 
-molecule: setup debs
+molecule: setup debs $(if $(filter step_ca,$(SCENARIOS)),step-ca)
 	@for s in $(SCENARIOS); do \
 	  start=$$(date +%s); \
 	  molecule test -s $$s; \
