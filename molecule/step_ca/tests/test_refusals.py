@@ -121,9 +121,11 @@ PLAY = """
             outside_policy: "{{ hostvars['stepca-node1'].refused_outside_policy | default(None) }}"
             unreachable: "{{ hostvars['stepca-node1'].refused_unreachable | default(None) }}"
 """
-# Everything a refused run could have touched on the CA host and node1.
+# Everything a refused run could have touched on the CA host and node1 (the node certificate and key,
+# which the renewal timer replaces on its own, and the CA's database left out).
 FINGERPRINT = (
-    "find /etc/step-ca /etc/airgap-llm /etc/systemd/system /var/lib/step-ca -xdev -path /var/lib/step-ca/db -prune -o "
+    "find /etc/step-ca /etc/airgap-llm /etc/systemd/system /var/lib/step-ca -xdev "
+    r"\( -path /var/lib/step-ca/db -o -path '/etc/airgap-llm/tls/node.*' \) -prune -o "
     r"\( -printf '%p %y %m %u:%g %s\n' -type f -exec sha256sum {} + \) 2>/dev/null | sort"
 )
 
@@ -166,7 +168,8 @@ def test_each_refusal_is_clear_and_changes_nothing(host, node, playbook_json, tm
     assert "not-the-ca-password" not in text
     assert PASSWORD not in text
     assert (
-        "the given intermediate certificate (CN=Foreign Intermediate CA,O=Foreign) does not chain to the given "
+        "the given intermediate certificate (CN=Foreign Intermediate CA,O=Foreign) does not chain to the "
+        "given "
         "root certificate (CN=airgap.llm molecule CA Root CA,O=airgap.llm molecule CA)"
     ) in seen["foreign_intermediate"]
     assert foreign["intermediate_key"].decode().splitlines()[1] not in text
@@ -181,6 +184,7 @@ def test_each_refusal_is_clear_and_changes_nothing(host, node, playbook_json, tm
     after = {"ca": host.check_output(FINGERPRINT), "node1": node1.check_output(FINGERPRINT)}
     assert after == before
     assert "blackhole" not in host.check_output("ip route")
+    assert node1.run("ls /etc/airgap-llm/tls/unreachable.crt /etc/airgap-llm/step_cert/unreachable.conf").rc != 0
     assert host.service("step-ca").is_running
 
 
@@ -189,9 +193,11 @@ def test_the_ca_itself_refuses_a_name_outside_its_policy(node):
     node1 = node("stepca-node1")
     # Under the renewal script's lock, so that the node's own renewal never races this client for port 80.
     out = node1.run(
-        "flock /var/lib/airgap-llm/step_cert/.lock env LEGO_CA_CERTIFICATES=/etc/airgap-llm/tls/internal-root.pem lego --server "
+        "flock /var/lib/airgap-llm/step_cert/.lock env "
+        "LEGO_CA_CERTIFICATES=/etc/airgap-llm/tls/internal-root.pem lego --server "
         "https://stepca-ca.dns.podman/acme/acme/directory --path /tmp/lego-policy --accept-tos "
-        "--email root@stepca-node1.dns.podman --domains stepca-node1.example.org --http run; rc=$?; rm -rf /tmp/lego-policy; exit $rc"
+        "--email root@stepca-node1.dns.podman --domains stepca-node1.example.org --http run; rc=$?; rm -rf "
+        "/tmp/lego-policy; exit $rc"
     )
     assert out.rc != 0
     assert (
@@ -199,8 +205,10 @@ def test_the_ca_itself_refuses_a_name_outside_its_policy(node):
     )
     # The negative control: the same client, the same CA, a name inside the policy (no certificate is kept).
     ok = node1.run(
-        "flock /var/lib/airgap-llm/step_cert/.lock env LEGO_CA_CERTIFICATES=/etc/airgap-llm/tls/internal-root.pem lego --server "
+        "flock /var/lib/airgap-llm/step_cert/.lock env "
+        "LEGO_CA_CERTIFICATES=/etc/airgap-llm/tls/internal-root.pem lego --server "
         "https://stepca-ca.dns.podman/acme/acme/directory --path /tmp/lego-policy --accept-tos "
-        "--email root@stepca-node1.dns.podman --domains stepca-node1.dns.podman --http run; rc=$?; rm -rf /tmp/lego-policy; exit $rc"
+        "--email root@stepca-node1.dns.podman --domains stepca-node1.dns.podman --http run; rc=$?; rm -rf "
+        "/tmp/lego-policy; exit $rc"
     )
     assert ok.rc == 0, ok.stdout + ok.stderr
