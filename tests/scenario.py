@@ -41,8 +41,8 @@ def playbook_json(pytestconfig):
     def _run(path, *args, timeout=900):
         if not os.path.isabs(path):
             path = os.path.join(ROOT, path)
-        done = subprocess.run(  # noqa: S603 - fixed argv, no shell
-            ["ansible-playbook", "-i", inventory, path, *args],  # noqa: S607 - from the virtualenv
+        done = subprocess.run(
+            ["ansible-playbook", "-i", inventory, path, *args],
             capture_output=True,
             text=True,
             timeout=timeout,

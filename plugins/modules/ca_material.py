@@ -19,7 +19,7 @@ description:
     CA certificates within their validity, the intermediate must be signed by the root's key and expire
     before it, the key must be encrypted, open with the password and belong to the intermediate.
   - V(generate) (when the operator allows the CA to make its own root) keeps the material in O(path) when it
-    checks out with the password, and otherwise makes what is missing with C(cryptography) on the CA host:
+    checks out with the password, and otherwise makes what is missing with C(cryptography) on the CA host,
     an EC root (its key encrypted with the password in C(secrets/root_ca_key), mode C(0400) root only) and an
     intermediate it signs, or only a new intermediate when the root and its key are there.
   - Keys are written encrypted (PKCS#8, the best encryption C(cryptography) offers) to a temporary file,

@@ -28,7 +28,8 @@ def test_the_pinned_release_runs_as_its_own_user_hardened(host, release):
 def test_ca_material_is_readable_by_whom_it_must_be_only(host):
     out = host.check_output(
         "stat -c '%n %U:%G %a' /etc/step-ca/certs/root_ca.crt /etc/step-ca/certs/intermediate_ca.crt "
-        "/etc/step-ca/secrets/intermediate_ca_key /etc/step-ca/secrets/root_ca_key /etc/step-ca/secrets/password "
+        "/etc/step-ca/secrets/intermediate_ca_key /etc/step-ca/secrets/root_ca_key "
+        "/etc/step-ca/secrets/password "
         "/etc/step-ca/config/ca.json"
     )
     assert out.splitlines() == [

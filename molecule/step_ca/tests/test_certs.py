@@ -51,7 +51,7 @@ def exposure_of(host, unit):
 
 
 def test_renewal_is_observed_new_serial_served_without_restarting_nginx(host, node):
-    """Certificates live 4 minutes and are renewed below half of that: wait for a renewal if none is in yet."""
+    """Certificates live 4 minutes, renewed below half of that: wait for a renewal if none is in yet."""
     deadline = time.monotonic() + 300
     while True:
         journal = host.check_output("journalctl -t airgap-step-cert-repository --no-pager -o json")
@@ -108,7 +108,8 @@ def test_a_node_that_trusts_nothing_but_the_internal_root(node):
     for name in ("stepca-node2", "stepca-node1"):
         out = node(name).check_output(
             "awk '/BEGIN CERT/{n++} {print > \"/tmp/ca-split-\" n}' /etc/ssl/certs/ca-certificates.crt; "
-            "for f in /tmp/ca-split-*; do openssl x509 -noout -fingerprint -sha256 -in $f; done | sort -u; rm -f /tmp/ca-split-*"
+            "for f in /tmp/ca-split-*; do openssl x509 -noout -fingerprint -sha256 -in $f; done | sort -u; "
+            "rm -f /tmp/ca-split-*"
         )
         fingerprints[name] = set(out.splitlines())
     root_fp = node("stepca-node2").check_output(f"openssl x509 -noout -fingerprint -sha256 -in {ROOT}")
@@ -117,7 +118,10 @@ def test_a_node_that_trusts_nothing_but_the_internal_root(node):
         len(fingerprints["stepca-node1"]) > 100 and root_fp in fingerprints["stepca-node1"]
     )  # the negative control
     # A certificate from one of Debian's public roots is refused on node2 and accepted on node1.
-    check = "openssl verify -CAfile /etc/ssl/certs/ca-certificates.crt /usr/share/ca-certificates/mozilla/ISRG_Root_X1.crt"
+    check = (
+        "openssl verify -CAfile /etc/ssl/certs/ca-certificates.crt "
+        "/usr/share/ca-certificates/mozilla/ISRG_Root_X1.crt"
+    )
     assert node("stepca-node2").run(check).rc != 0
     assert node("stepca-node1").run(check).rc == 0
     # The repository (served by the internal CA) works for node2 through apt and the system store.

@@ -39,7 +39,8 @@ def run_raw(args, *flags):
     )
     assert "Traceback" not in done.stdout + done.stderr, done.stdout + done.stderr
     result = json.loads(done.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
-    assert result["invocation"]["module_args"]["password"] == "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
+    hidden = "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
+    assert result["invocation"]["module_args"]["password"] == hidden
     return json.dumps(result)
 
 
@@ -59,7 +60,7 @@ def test_generate_check_real_check_real(tmp_path):
         assert again["root_fingerprint"] == second["root_fingerprint"]
     key = (tmp_path / "secrets" / "intermediate_ca_key").read_bytes()
     assert b"ENCRYPTED PRIVATE KEY" in key
-    output = run_raw(dict(args, password="a wrong password"))
+    output = run_raw(dict(args, password="a wrong password"))  # noqa: S106 - a test value
     assert "password does not decrypt the CA material in" in output
     assert "a wrong password" not in output and PASSWORD not in output
     assert key.decode().splitlines()[1] not in output

@@ -74,7 +74,7 @@ def test_generated_material_checks_out_and_is_encrypted(material):
 @pytest.mark.parametrize("password", ["", None])
 def test_missing_password_is_refused_with_where_to_put_it(material, password):
     files = material.files()
-    with pytest.raises(_pki.PkiError, match="CA password is empty.*Ansible Vault"):
+    with pytest.raises(_pki.PkiError, match=r"CA password is empty.*Ansible Vault"):
         _pki.check_material(files["root"], files["intermediate"], files["intermediate_key"], password)
 
 
@@ -101,7 +101,7 @@ def test_intermediate_of_another_root_does_not_chain(material, other):
 
 def test_same_name_but_other_key_does_not_chain(material):
     impostor = _pki.generate_material("Test Site", PASSWORD, root_days=30, intermediate_days=20)
-    with pytest.raises(_pki.PkiError, match="does not chain.*root's key did not sign it"):
+    with pytest.raises(_pki.PkiError, match=r"does not chain.*root's key did not sign it"):
         _pki.check_material(
             material.files()["root"],
             impostor.files()["intermediate"],
@@ -127,7 +127,7 @@ def test_unencrypted_key_is_refused(material):
 
 def test_intermediate_given_as_root_is_refused(material):
     files = material.files()
-    with pytest.raises(_pki.PkiError, match="root certificate .* is not self-signed"):
+    with pytest.raises(_pki.PkiError, match=r"root certificate .* is not self-signed"):
         _pki.check_material(files["intermediate"], files["intermediate"], files["intermediate_key"], PASSWORD)
 
 
@@ -162,6 +162,11 @@ def test_intermediate_close_to_expiry_warns(material):
 # ------------------------------------------------------------------------------- the CA directory
 
 
+def read(path, rel):
+    with open(os.path.join(path, rel), "rb") as handle:
+        return handle.read()
+
+
 def ca_dir(tmp_path):
     for sub in ("certs", "secrets"):
         (tmp_path / sub).mkdir()
@@ -193,12 +198,12 @@ def test_generate_makes_a_ca_once_and_keeps_it(tmp_path):
 def test_generate_refuses_the_wrong_password_for_the_ca_in_place(tmp_path):
     path = ca_dir(tmp_path)
     _pki.make_material(path, "generate", PASSWORD, None, check_mode=False, name="Site")
-    before = {name: open(os.path.join(path, rel), "rb").read() for name, rel in _pki.FILES.items()}
+    before = {name: read(path, rel) for name, rel in _pki.FILES.items()}
     with pytest.raises(
         _pki.PkiError, match=r"password does not decrypt the CA material in .*intermediate key"
     ):
         _pki.make_material(path, "generate", "another password", None, check_mode=False, name="Site")
-    assert before == {name: open(os.path.join(path, rel), "rb").read() for name, rel in _pki.FILES.items()}
+    assert before == {name: read(path, rel) for name, rel in _pki.FILES.items()}
 
 
 def test_generate_issues_a_new_intermediate_for_the_root_in_place(tmp_path):
@@ -240,7 +245,7 @@ def test_import_writes_only_what_differs_and_fixes_modes(tmp_path, material, oth
             intermediate_pem=other.files()["intermediate"],
             intermediate_key_pem=other.files()["intermediate_key"],
         )
-    assert open(os.path.join(path, _pki.FILES["intermediate"]), "rb").read() == files["intermediate"]
+    assert read(path, _pki.FILES["intermediate"]) == files["intermediate"]
 
 
 def test_missing_layout_is_refused(tmp_path):
