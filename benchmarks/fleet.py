@@ -64,6 +64,28 @@ def run(argv, env, log, timeout=1800):
     return seconds, cpu
 
 
+def container_cpu(names):
+    """CPU seconds the containers ``names`` have used so far (their cgroups, v1 or v2)."""
+    total = 0.0
+    for name in names:
+        path = subprocess.run(
+            ["podman", "inspect", "--format", "{{ .State.CgroupPath }}", name],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout.strip()
+        v1 = f"/sys/fs/cgroup/cpuacct{path}/cpuacct.usage"
+        if os.path.exists(v1):
+            with open(v1, encoding="ascii") as handle:
+                total += int(handle.read()) / 1e9
+            continue
+        with open(f"/sys/fs/cgroup{path}/cpu.stat", encoding="ascii") as handle:
+            usage = dict(line.split() for line in handle)
+        total += int(usage["usage_usec"]) / 1e6
+    return total
+
+
 def served_bytes(work, env):
     """Total body bytes in the repository's access log so far."""
     text = subprocess.run(
@@ -191,9 +213,11 @@ def main(argv=None) -> int:
             (f"{args.nodes} nodes, no change", ",".join(fleet)),
         ):
             sent = served_bytes(work, env)
+            nodes_before = container_cpu(["fleet-repo", *limit.split(",")])
             load = os.getloadavg()[0]
             seconds, cpu = run([*site, limit], env, log)
-            rows.append((label, seconds, cpu, served_bytes(work, env) - sent, load))
+            nodes_cpu = container_cpu(["fleet-repo", *limit.split(",")]) - nodes_before
+            rows.append((label, seconds, cpu, served_bytes(work, env) - sent, load, nodes_cpu))
             print(f"  {label:<24} {seconds:7.1f}s", flush=True)
     finally:
         if not args.keep:
@@ -203,18 +227,25 @@ def main(argv=None) -> int:
     many, many_cpu, many_bytes = rows[1][1], rows[1][2], rows[1][3]
     rerun, rerun_cpu = rows[2][1], rows[2][2]
     print(f"\nsite.yml over SSH with become, forks {args.forks}; nodes on Debian 12 and 13")
-    print(f"  {'run':<24} {'wall s':>7} {'ctl CPU s':>9} {'served MB':>9} {'load':>5}")
-    for label, seconds, cpu, sent, load in rows:
-        print(f"  {label:<24} {seconds:7.1f} {cpu:9.1f} {sent / 1e6:9.1f} {load:5.1f}")
+    print(f"  {'run':<24} {'wall s':>7} {'ctl CPU s':>9} {'nodes CPU s':>11} {'served MB':>9} {'load':>5}")
+    for label, seconds, cpu, sent, load, nodes_cpu in rows:
+        print(f"  {label:<24} {seconds:7.1f} {cpu:9.1f} {nodes_cpu:11.1f} {sent / 1e6:9.1f} {load:5.1f}")
     ratio = many / one
     verdict = "met" if ratio <= 1.5 else "NOT met"
     print(f"\n  {args.nodes} nodes / 1 node: {ratio:.2f}x wall time (goal <= 1.5x): {verdict}")
+    # Here the controller and every node share this machine's cores; in a site each node has its own.
+    cores = os.cpu_count() or 1
+    own = max(one, many_cpu / cores) / one
+    print(
+        f"  here the nodes used {rows[1][5]:.0f} CPU-s of the same {cores} cores as the controller; with "
+        f"each node on its own machine the run is bounded by max(one node's {one:.0f}s, the controller's "
+        f"{many_cpu:.0f} CPU-s / {cores} cores): about {own:.2f}x"
+    )
     fleet_mb = many_bytes / args.nodes / 1e6
     print(f"  served per fresh node: {one_bytes / 1e6:.1f} MB alone, {fleet_mb:.1f} MB in the fleet")
     print(f"  no-change re-run: {rerun:.1f}s for {args.nodes} nodes, {rerun / args.nodes:.1f}s per node")
     # Ansible runs each task on up to `forks` hosts at once; the controller's CPU grows with hosts.
     per_node_cpu = many_cpu / args.nodes
-    cores = os.cpu_count() or 1
     print(
         "  extrapolation: the controller spends about "
         f"{per_node_cpu:.1f} CPU-s per fresh node and {rerun_cpu / args.nodes:.1f} per unchanged node; "

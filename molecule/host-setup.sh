@@ -4,7 +4,11 @@
 #  - installs the Debian packages the harness needs (podman and its network stack, debootstrap,
 #    python3-venv, ...) when any is missing;
 #  - on hosts with hybrid cgroups (systemd not PID 1, cgroup2 owning a controller) mounts every
-#    controller that cgroup2 owns as cgroup v1, which crun needs before it starts a container.
+#    controller that cgroup2 owns as cgroup v1, which crun needs before it starts a container;
+#  - raises the kernel's per-user limits that many systemd containers share: inotify instances
+#    (every container's systemd runs as the host's root; at the default 128, boots end "degraded"
+#    once a few scenarios run side by side) and keys (every SSH login to a node opens a session
+#    keyring for airgap-admin, the same uid in every container; the default is 200).
 set -euo pipefail
 
 packages=(
@@ -40,3 +44,16 @@ if [ -r "$unified/cgroup.controllers" ]; then
     fi
   done
 fi
+
+raise_sysctl() {
+  local key=$1 want=$2 have
+  have=$(sysctl -n "$key")
+  if [ "$have" -lt "$want" ]; then
+    sysctl -q -w "$key=$want"
+    echo "host-setup: $key raised from $have to $want (many systemd containers side by side)"
+  fi
+}
+raise_sysctl fs.inotify.max_user_instances 8192
+raise_sysctl fs.inotify.max_user_watches 1048576
+raise_sysctl kernel.keys.maxkeys 20000
+raise_sysctl kernel.keys.maxbytes 2000000

@@ -14,7 +14,12 @@ description:
     the roles.
   - The index is read on the controller, once per lookup, either from the repository over HTTPS
     (C(<base_url>/current/index.json), through the internal CA, optionally with a client certificate)
-    or from a local copy (the repository directory on the ingest host, or an C(index.json) carried over).
+    or from a local copy (the repository directory on the ingest host or a mount of it, or an
+    C(index.json) carried over).
+  - Give O(base_url), O(index) or both. Without O(base_url) the result has no URLs; with O(index) set
+    to the repository directory each file also names its blob there (C(blob)), for
+    M(airgap.llm.artifact)'s C(src), and a model names the directory as C(src) for
+    M(airgap.llm.ollama_model).
     Resolving on the controller pins every node of a play to the same digests, works in check mode
     before anything exists on the nodes, and never lets a node choose what it verifies against.
   - A version is always required; there is no C(latest).
@@ -30,9 +35,8 @@ options:
   base_url:
     description:
       - The repository's https base URL, for example V(https://repo.example). The URLs returned point
-        at C(<base_url>/blobs/sha256/<digest>).
+        at C(<base_url>/blobs/sha256/<digest>). Required unless O(index) is given.
     type: str
-    required: true
   index:
     description:
       - Where to read the index instead of C(<base_url>/current/index.json), as a path on the controller to
@@ -66,6 +70,15 @@ EXAMPLES = r"""
     msg: "{{ item.path }} {{ item.sha256 }}"
   loop: "{{ lookup('airgap.llm.repo_index', 'open-webui:0.6.5', base_url='https://repo.example',
     index='/srv/airgap-llm/repo').files }}"
+
+- name: Install a model from the repository on this host, pinned by the index
+  airgap.llm.ollama_model:
+    name: "{{ model.model }}"
+    path: /var/lib/ollama/models
+    src: "{{ model.src }}"
+    manifest_digest: "{{ model.manifest_digest }}"
+  vars:
+    model: "{{ lookup('airgap.llm.repo_index', 'llama3.2:3b', index='/srv/airgap-llm/repo') }}"
 """
 
 RETURN = r"""
@@ -84,11 +97,16 @@ _raw:
       description: The artifact kind (C(file), C(ollama), C(deb), C(model), ...).
       type: str
     files:
-      description: Every file of the artifact, each with C(path), C(url), C(sha256) and C(size).
+      description:
+        - Every file of the artifact, each with C(path), C(sha256), C(size), C(url) (null without
+          O(base_url)) and C(blob) (its path in the repository directory O(index); null otherwise).
       type: list
       elements: dict
     url:
-      description: URL of the artifact's only file (null when it has several).
+      description: URL of the artifact's only file (null when it has several, or without O(base_url)).
+      type: str
+    blob:
+      description: Path of the only file's blob in the repository directory O(index) (null otherwise).
       type: str
     sha256:
       description: SHA-256 of the only file (null when it has several).
@@ -102,17 +120,24 @@ _raw:
     manifest_digest:
       description: For models, the SHA-256 of the Ollama manifest.
       type: str
+    model:
+      description: For models, the Ollama model name (for the O(airgap.llm.ollama_model#module:name) option).
+      type: str
+    src:
+      description:
+        - For models, where M(airgap.llm.ollama_model) installs it from, C(<base_url>/ollama/<manifest
+          hex>/) with O(base_url), else the repository directory O(index) (null for a copied index.json).
+      type: str
 """
 
 import os  # noqa: E402
-import re  # noqa: E402
-from typing import Any, Dict, List  # noqa: E402
+from typing import Any, Dict, List, Optional  # noqa: E402
 
 from ansible.errors import AnsibleLookupError  # noqa: E402
 from ansible.plugins.lookup import LookupBase  # noqa: E402
 from ansible_collections.airgap.llm.plugins.module_utils import _json  # noqa: E402
 from ansible_collections.airgap.llm.plugins.module_utils._digest import is_sha256_hex  # noqa: E402
-from ansible_collections.airgap.llm.plugins.module_utils._errors import describe, quote  # noqa: E402
+from ansible_collections.airgap.llm.plugins.module_utils._errors import describe  # noqa: E402
 from ansible_collections.airgap.llm.plugins.module_utils._io import SourceReadError, read_bounded  # noqa: E402
 from ansible_collections.airgap.llm.plugins.module_utils._transfer.fetch import (  # noqa: E402
     FetchError,
@@ -120,10 +145,14 @@ from ansible_collections.airgap.llm.plugins.module_utils._transfer.fetch import 
     fetch_bytes,
     tls_options,
 )
-from ansible_collections.airgap.llm.plugins.module_utils._transfer.repo import INDEX_FORMAT  # noqa: E402
+from ansible_collections.airgap.llm.plugins.module_utils._transfer.listing import shown  # noqa: E402
+from ansible_collections.airgap.llm.plugins.module_utils._transfer.repo import (  # noqa: E402
+    INDEX_FORMAT,
+    RepoError,
+    index_files,
+)
 
 MAX_INDEX = 64 << 20
-_PLAIN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
 
 
 def _read_index(index: str, base_url: str, options: FetchOptions) -> Dict[str, Any]:
@@ -156,18 +185,13 @@ def _read_index(index: str, base_url: str, options: FetchOptions) -> Dict[str, A
     return doc
 
 
-def _shown(key: str) -> str:
-    """A name from the index for a message: as it is when plain, else quoted and escaped."""
-    return key if _PLAIN.match(key) else quote(key, 60)
-
-
-def _resolve(doc: Dict[str, Any], term: str, base_url: str) -> Dict[str, Any]:
+def _resolve(doc: Dict[str, Any], term: str, base_url: str, repository: Optional[str]) -> Dict[str, Any]:
     name, sep, version = term.partition(":")
     if not sep or not name or not version:
         raise AnsibleLookupError(f"{term!r}: give name:version (a version is always required)")
     artifacts = doc["artifacts"]
     if name not in artifacts:
-        known = ", ".join(_shown(k) for k in sorted(artifacts)[:50]) or "none"
+        known = ", ".join(shown(k) for k in sorted(artifacts)[:50]) or "none"
         raise AnsibleLookupError(
             f"{name} is not in the repository index {doc['_where']} (it holds: {known}); ingest a bundle "
             "that carries it"
@@ -177,36 +201,24 @@ def _resolve(doc: Dict[str, Any], term: str, base_url: str) -> Dict[str, Any]:
     if not isinstance(versions, dict):
         raise AnsibleLookupError(f"{where} must be an object, got {describe(versions)}")
     if version not in versions:
-        known = ", ".join(_shown(k) for k in sorted(versions)[:50]) or "none"
+        known = ", ".join(shown(k) for k in sorted(versions)[:50]) or "none"
         raise AnsibleLookupError(
             f"{name} version {version} is not in the repository index {doc['_where']} (versions: {known})"
         )
     entry = versions[version]
-    where = f"{where}.{version}"
-    if not isinstance(entry, dict) or not isinstance(entry.get("files", []), list):
-        raise AnsibleLookupError(f"{where} must be an object with a files list, got {describe(entry)}")
+    try:
+        checked = index_files(entry, f"{where}.{version}")
+    except RepoError as exc:
+        raise AnsibleLookupError(str(exc)) from None
     files: List[Dict[str, Any]] = []
-    for number, item in enumerate(entry.get("files", [])):
-        if not isinstance(item, dict):
-            raise AnsibleLookupError(f"{where}.files[{number}] must be an object, got {describe(item)}")
-        digest = item.get("sha256")
-        if not is_sha256_hex(digest):
-            raise AnsibleLookupError(f"{name} {version}: the index lists a bad digest {describe(digest)}")
-        size = item.get("size")
-        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
-            raise AnsibleLookupError(
-                f"{where}.files[{number}].size must be a non-negative integer, got {describe(size)}"
-            )
-        path = item.get("path")
-        if not isinstance(path, str):
-            raise AnsibleLookupError(f"{where}.files[{number}].path must be a string, got {describe(path)}")
+    for item in checked:
+        digest = item["sha256"]
         files.append(
-            {
-                "path": path,
-                "sha256": digest,
-                "size": size,
-                "url": f"{base_url}/blobs/sha256/{digest}",
-            }
+            dict(
+                item,
+                url=f"{base_url}/blobs/sha256/{digest}" if base_url else None,
+                blob=os.path.join(repository, "blobs", "sha256", digest) if repository else None,
+            )
         )
     single = files[0] if len(files) == 1 else {}
     result = {
@@ -215,12 +227,20 @@ def _resolve(doc: Dict[str, Any], term: str, base_url: str) -> Dict[str, Any]:
         "kind": entry.get("kind"),
         "files": files,
         "url": single.get("url"),
+        "blob": single.get("blob"),
         "sha256": single.get("sha256"),
         "size": single.get("size"),
         "path": single.get("path"),
     }
     if entry.get("kind") == "model":
-        result["manifest_digest"] = entry.get("manifest_digest")
+        pin = entry.get("manifest_digest")
+        result["manifest_digest"] = pin
+        result["model"] = entry.get("model")
+        hexdigest = pin[len("sha256:") :] if isinstance(pin, str) and pin.startswith("sha256:") else pin
+        if base_url and is_sha256_hex(hexdigest):
+            result["src"] = f"{base_url}/ollama/{hexdigest}/"
+        else:
+            result["src"] = repository
     return result
 
 
@@ -228,10 +248,17 @@ class LookupModule(LookupBase):
     def run(self, terms, variables=None, **kwargs):
         self.set_options(var_options=variables, direct=kwargs)
         base_url = (self.get_option("base_url") or "").rstrip("/")
-        if not base_url.startswith("https://"):
+        index = self.get_option("index") or ""
+        if not base_url and not index:
+            raise AnsibleLookupError(
+                "give base_url (the https URL of the artifact repository) or index (the repository's "
+                "directory, or an index.json, on the controller)"
+            )
+        if base_url and not base_url.startswith("https://"):
             raise AnsibleLookupError(f"base_url {base_url!r} must be an https URL of the artifact repository")
         options = tls_options(
             {key: self.get_option(key) for key in ("ca_file", "client_cert", "client_key", "timeout")}
         )
-        doc = _read_index(self.get_option("index") or "", base_url, options)
-        return [_resolve(doc, str(term), base_url) for term in terms]
+        doc = _read_index(index, base_url, options)
+        repository = os.path.abspath(index) if index and os.path.isdir(index) else None
+        return [_resolve(doc, str(term), base_url, repository) for term in terms]

@@ -27,7 +27,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, BinaryIO, Iterable, List, NamedTuple, Optional, Protocol, Tuple, Union, cast
 
-from ansible_collections.airgap.llm.plugins.module_utils._errors import AirgapError
+from ansible_collections.airgap.llm.plugins.module_utils._errors import AirgapError, quote
 from ansible_collections.airgap.llm.plugins.module_utils._io import (
     FileError,
     NotRegularError,
@@ -90,22 +90,32 @@ def is_sha256_digest(value: Any) -> bool:
     return isinstance(value, str) and SHA256_DIGEST_RE.match(value) is not None
 
 
-def parse_sha256(value: Any, what: str = "sha256") -> str:
+def parse_sha256(value: Any, what: str = "sha256", hint: str = "") -> str:
     """The one parser of a SHA-256 given by an operator: 64 hex digits, optionally ``sha256:`` first.
 
     Case and surrounding white space do not matter; returns the 64 lowercase hex digits or raises
-    :class:`DigestError` naming ``what``.
+    :class:`DigestError` naming ``what``, saying what is wrong with the value (empty, how many
+    digits, which characters are not hex digits) and, with ``hint``, where the right value is found.
     """
-    text = str(value or "").strip()
+    text = "" if value is None else str(value).strip()
     if text.lower().startswith("sha256:"):
         text = text[len("sha256:") :]
     text = text.lower()
-    if not is_sha256_hex(text):
-        raise DigestError(
-            f"{what} {value!r} is not a SHA-256 digest: give 64 hexadecimal digits (optionally 'sha256:' "
-            "first), as listed in the repository index"
+    if is_sha256_hex(text):
+        return text
+    if not text:
+        why = "it is empty"
+    elif any(c not in "0123456789abcdef" for c in text):
+        bad = sorted({c for c in text if c not in "0123456789abcdef"})
+        why = "it holds {}, which {} not hexadecimal digits".format(
+            ", ".join(quote(c) for c in bad[:5]), "is" if len(bad) == 1 else "are"
         )
-    return text
+    else:
+        why = f"it has {len(text)} hexadecimal digits, not 64"
+    raise DigestError(
+        f"{what} {quote('' if value is None else str(value).strip())} is not a SHA-256 digest: {why}. "
+        "Give 64 hexadecimal digits, with or without 'sha256:' first" + (f" ({hint})" if hint else "")
+    )
 
 
 def default_jobs() -> int:

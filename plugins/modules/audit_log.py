@@ -54,7 +54,8 @@ options:
     type: str
   bundle_sha256:
     description:
-      - The outer SHA-256 of the bundle concerned, if any.
+      - The outer SHA-256 of the bundle concerned, if any (64 hexadecimal digits, with or without
+        C(sha256:)).
     type: str
   key_ids:
     description:
@@ -122,6 +123,7 @@ problem:
 
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible_collections.airgap.llm.plugins.module_utils._digest import parse_sha256  # noqa: E402
 from ansible_collections.airgap.llm.plugins.module_utils._errors import fail_on_error  # noqa: E402
 from ansible_collections.airgap.llm.plugins.module_utils._transfer.audit import (  # noqa: E402
     GENESIS,
@@ -145,7 +147,9 @@ def _run(module: AnsibleModule) -> dict:
     missing = [k for k in ("action", "outcome", "operator") if not params[k]]
     if missing:
         raise AuditError(f"state=present needs {', '.join(missing)}")
-    fields = {k: params[k] for k in ("action", "outcome", "operator", "bundle_sha256", "key_ids", "detail")}
+    fields = {k: params[k] for k in ("action", "outcome", "operator", "key_ids", "detail")}
+    if params["bundle_sha256"] is not None:
+        fields["bundle_sha256"] = parse_sha256(params["bundle_sha256"], "bundle_sha256")
     if module.check_mode:
         state = verify(params["path"])
         if state["broken_at"] is not None:

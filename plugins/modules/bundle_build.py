@@ -22,8 +22,12 @@ description:
   - Writes C(<tarball>.sha256) last (compare it out of band on the high side) and, with
     O(chunk_size), the chunks C(<tarball>.part0000)... and C(<tarball>.chunks.sha256) instead of
     the tarball.
-  - With O(inventory) (from M(airgap.llm.repo_inventory) on the high side), files whose digest and
-    size the high-side repository already holds are listed with C(omitted=true) and not shipped.
+  - With O(inventory) (from M(airgap.llm.repo_inventory) on the high side), files of every kind
+    whose digest and size the high-side repository already holds are listed with C(omitted=true) and
+    not shipped (downloads and model blobs by their known digest, local files and the files of local
+    directories such as wheelhouses and C(.deb) sets by a digest taken first). Only local files whose size
+    some blob of the inventory has are read for that; a file that changes between that read and the
+    one that ships it fails the build.
   - Downloads go through the collection's one HTTP client; proxies from the environment are ignored.
   - Idempotent. When the C(.sha256) of this channel and version exists in O(dest), nothing is done
     unless O(force). A version lower than one already built in O(dest) is refused.
@@ -89,7 +93,10 @@ options:
     type: path
   chunk_size:
     description:
-      - Split the tarball into chunks of this many bytes (suffixes K, M, G allowed, binary).
+      - Split the tarball into chunks of at most this size. A plain number is bytes; V(40MB) or
+        V(4GB) are decimal (powers of 1000, as media are sold, so V(40MB) is 40,000,000 bytes);
+        V(40MiB) or V(40M), V(4GiB) or V(4G) are binary (powers of 1024, so V(40M) is 41,943,040
+        bytes). C(chunk_size_note) in the result says how the value was read.
     type: str
   force:
     description:
@@ -202,10 +209,19 @@ expires:
   description: Expiry time written to C(bundle.json).
   returned: when built
   type: str
+chunk_size:
+  description: O(chunk_size) in bytes (null without it).
+  returned: always
+  type: int
+  sample: 40000000
+chunk_size_note:
+  description: How O(chunk_size) was read (decimal or binary units), null without it.
+  returned: always
+  type: str
+  sample: "chunk_size 40MB = 40,000,000 bytes (decimal: 1 MB = 1,000,000 bytes)"
 """
 
 import os  # noqa: E402 - after the documentation, as in every Ansible module
-import re  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.airgap.llm.plugins.module_utils._errors import fail_on_error  # noqa: E402
@@ -214,16 +230,7 @@ from ansible_collections.airgap.llm.plugins.module_utils._transfer.fetch import 
 from ansible_collections.airgap.llm.plugins.module_utils._transfer.sign import (  # noqa: E402
     require_cryptography,
 )
-from ansible_collections.airgap.llm.plugins.module_utils._transfer.spec import BundleError  # noqa: E402
-
-_SIZE_RE = re.compile(r"^\s*(\d+)\s*([KMGT]?)i?B?\s*$", re.IGNORECASE)
-
-
-def parse_size(text: str) -> int:
-    match = _SIZE_RE.match(text or "")
-    if not match:
-        raise BundleError(f"chunk_size {text!r} is not a size like 4G, 700M or 1048576")
-    return int(match.group(1)) * 1024 ** " KMGT".index((match.group(2) or " ").upper())
+from ansible_collections.airgap.llm.plugins.module_utils._transfer.stream import parse_size  # noqa: E402
 
 
 def main() -> None:
@@ -253,7 +260,7 @@ def main() -> None:
     require_cryptography(module)
     params = module.params
     with fail_on_error(module, f"building the bundle in {params['dest']}"):
-        chunk_size = parse_size(params["chunk_size"]) if params["chunk_size"] else None
+        chunk_size, chunk_note = parse_size(params["chunk_size"]) if params["chunk_size"] else (None, None)
         options = BuildOptions(
             dest=params["dest"],
             base_dir=params["base_dir"],
@@ -265,6 +272,7 @@ def main() -> None:
             force=params["force"],
         )
         result = build(params["spec"], options, check_mode=module.check_mode)
+    result.update(chunk_size=chunk_size, chunk_size_note=chunk_note)
     module.exit_json(**result)
 
 

@@ -14,7 +14,8 @@ description:
     staging its members in the repository's C(tmp/) while hashing them. Then runs the checks below
     in this order and refuses the bundle at the first failure, with a message that says what to do.
   - Check 1, outer digest. The whole tarball against O(sha256), the value given out of band (and
-    the C(.sha256) file on the media against O(sha256)).
+    the C(.sha256) file on the media against O(sha256)). A mismatch does not print the digest the
+    media has, so that nobody pastes it in place of the value received out of band.
   - Check 2, chunks. Every chunk listed is present and matches its digest, and the reassembled
     stream matches O(sha256).
   - Check 3, signatures. At least the threshold of valid Ed25519 signatures on C(bundle.json) by
@@ -48,7 +49,12 @@ description:
     finished or undone from its journal and staging left in C(tmp/) is removed; the audit log
     records what was done (action C(recover)). State numbers continue after the highest in
     C(states/), also when C(current) was pointed back at an older state.
-  - Idempotent. A bundle whose digest is already the last one of its channel is not read again.
+  - Idempotent. A bundle whose digest is already the last one of its channel is not read again;
+    the result says C(already_ingested) and lists its artifacts as already there.
+  - Reports what the bundle brought in the shape of M(airgap.llm.repo_list), as C(added) (names and
+    versions the repository did not serve), C(already_there) (served before with the same files;
+    they keep the bundle that first brought them) and C(replaced) (served before with other files),
+    and the same as aligned text in C(lines) for the play output.
 requirements:
   - cryptography
 author:
@@ -67,7 +73,8 @@ options:
     required: true
   sha256:
     description:
-      - The SHA-256 of the whole tarball, as received out of band (phone, paper, separate channel).
+      - The SHA-256 of the whole tarball, as received out of band (phone, paper, separate channel),
+        as 64 hexadecimal digits, with or without C(sha256:) first.
     type: str
     required: true
   repository:
@@ -152,9 +159,9 @@ EXAMPLES = r"""
     sha256: "{{ bundle_sha256 }}"
     repository: /srv/airgap-llm/repo
     trusted_keys:
-      - "{{ lookup('ansible.builtin.file', 'keys/signer1.pub') }}"
-      - "{{ lookup('ansible.builtin.file', 'keys/signer2.pub') }}"
-      - "{{ lookup('ansible.builtin.file', 'keys/signer3.pub') }}"
+      - "{{ lookup('ansible.builtin.file', 'keys/signer1.key.pub') }}"
+      - "{{ lookup('ansible.builtin.file', 'keys/signer2.key.pub') }}"
+      - "{{ lookup('ansible.builtin.file', 'keys/signer3.key.pub') }}"
     threshold: 2
     audit_log: /var/log/airgap-llm/audit.jsonl
     operator: alice
@@ -246,6 +253,38 @@ audit_hash:
   description: Hash of the audit log entry written for this ingest.
   returned: when ingested
   type: str
+already_ingested:
+  description: Whether the bundle was ingested before (nothing was read or changed).
+  returned: success
+  type: bool
+added:
+  description:
+    - Artifact versions the repository did not serve before, one row each as M(airgap.llm.repo_list)
+      returns them (C(name), C(version), C(kind), C(size), C(digest), C(files), C(channel),
+      C(bundle_version), C(bundle_sha256), C(ingested_at), C(ingested_by)). In check mode, what would be
+      added (C(ingested_at) null).
+  returned: success
+  type: list
+  elements: dict
+already_there:
+  description: Artifact versions the repository already served with the same files (rows as in C(added)).
+  returned: success
+  type: list
+  elements: dict
+replaced:
+  description: Artifact versions the repository served with other files, now replaced (rows as in C(added)).
+  returned: success
+  type: list
+  elements: dict
+lines:
+  description: What happened and the rows above as aligned text, for the play output.
+  returned: success
+  type: list
+  elements: str
+  sample:
+    - "Bundle 5540f2...8f9b accepted: channel stable version 43; the repository serves states/000002"
+    - "added 1, already there 2, replaced 0; new blobs 1 (2.5 KiB), reused 5"
+    - "STATUS         NAME        VERSION  KIND        SIZE      BUNDLE     INGESTED              DIGEST"
 step:
   description: The check that refused the bundle.
   returned: failed
@@ -296,7 +335,7 @@ def main() -> None:
     with fail_on_error(module, what, fields=base, prefix_domain=True, os_advice=advice):
         options = IngestOptions(
             src=params["src"],
-            sha256=params["sha256"].strip().lower(),
+            sha256=params["sha256"],
             repository=params["repository"],
             trusted_keys=params["trusted_keys"],
             threshold=params["threshold"],

@@ -52,11 +52,10 @@ seealso:
 """
 
 EXAMPLES = r"""
-- name: Create the low-side signing key
+- name: Create the low-side signing key (the passphrase option is never shown, so messages are)
   airgap.llm.bundle_keygen:
     path: /etc/airgap-llm/keys/signer1.key
     passphrase: "{{ vault_bundle_signer1_passphrase }}"
-  no_log: true
   register: signer1
 """
 

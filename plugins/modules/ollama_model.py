@@ -11,8 +11,9 @@ short_description: Install or remove one Ollama model, verified and atomic
 version_added: 0.1.0
 description:
   - Installs a model into an Ollama store from a directory in store layout (an export made by
-    M(airgap.llm.ollama_export)) or from an https URL of one in the artifact repository, or
-    removes it.
+    M(airgap.llm.ollama_export)), from the artifact repository on disk (its root directory, on the
+    ingest host or a node with the repository mounted), or from an https URL of the repository's
+    Ollama view; or removes it.
   - Each needed blob is hashed while it is copied (one read pass) into a private staging
     directory inside C(blobs/); a digest or size mismatch, an unreadable source or a full disk
     fails the task and removes the staging directory, so the store stays exactly as it was.
@@ -56,7 +57,12 @@ options:
     description:
       - A local directory in store layout (C(manifests/...) and C(blobs/sha256-<hex>)), or the
         https URL of one (only C(https://); proxies from the environment are not used; redirects
-        are followed only to https).
+        are followed only to https). The artifact repository serves each model in that layout at
+        C(<repository URL>/ollama/<manifest hex>/).
+      - Or the root directory of the artifact repository (C(blobs/sha256/), C(states/),
+        C(current)), as ingest files it, for example V(/srv/airgap-llm/repo). The model is found
+        through the index C(current) serves; when several bundles serve different manifests for it,
+        O(manifest_digest) chooses one.
       - Required with O(state=present).
     type: str
   state:
@@ -67,8 +73,9 @@ options:
     default: present
   manifest_digest:
     description:
-      - Pin, C(sha256:<64 hex>) of the manifest file (what C(ollama list) shows as the ID). The task
-        fails, changing nothing, if the source manifest differs.
+      - Pin, the SHA-256 of the manifest file (what C(ollama list) shows as the ID), as
+        C(sha256:<64 hex>) or the 64 hex digits alone. The task fails, changing nothing, if the source
+        manifest differs.
     type: str
   owner:
     description:
@@ -106,27 +113,34 @@ notes:
 """
 
 EXAMPLES = r"""
-- name: Install a model from a verified export on the node
+- name: Install a model from the artifact repository on this host (the ingest host, or a mount)
   airgap.llm.ollama_model:
     name: llama3.2:3b
-    path: /usr/share/ollama/.ollama/models
-    src: /srv/airgap/current/models
+    path: /var/lib/ollama/models
+    src: /srv/airgap-llm/repo
     manifest_digest: sha256:a80c4f17acd55265feec403c7aef86be0c25983ab279d83f3bcd3abbcb5b8b72
     owner: ollama
     group: ollama
 
-- name: Install from the artifact repository over https
+- name: Install from a verified export (airgap.llm.ollama_export) on the node
   airgap.llm.ollama_model:
-    name: nomic-embed-text
-    path: /usr/share/ollama/.ollama/models
-    src: https://repo.example.internal/models/
-    ca_file: /usr/local/share/ca-certificates/airgap-root.crt
+    name: nomic-embed-text:v1.5
+    path: /var/lib/ollama/models
+    src: /var/cache/airgap-llm/export
+
+- name: Install from the artifact repository over https (its Ollama view, by manifest digest)
+  airgap.llm.ollama_model:
+    name: llama3.2:3b
+    path: /var/lib/ollama/models
+    src: https://repo.example.internal/ollama/a80c4f17acd55265feec403c7aef86be0c25983ab279d83f3bcd3abbcb5b8b72/
+    manifest_digest: a80c4f17acd55265feec403c7aef86be0c25983ab279d83f3bcd3abbcb5b8b72
+    ca_file: /usr/local/share/ca-certificates/airgap-llm-ca.crt
     timeout: 30
 
 - name: Remove a model, keeping blobs other models use
   airgap.llm.ollama_model:
     name: llama3.2:1b
-    path: /usr/share/ollama/.ollama/models
+    path: /var/lib/ollama/models
     state: absent
 """
 
@@ -186,7 +200,7 @@ permissions_fixed:
 
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-from ansible_collections.airgap.llm.plugins.module_utils._digest import is_sha256_digest  # noqa: E402
+from ansible_collections.airgap.llm.plugins.module_utils._digest import parse_sha256  # noqa: E402
 from ansible_collections.airgap.llm.plugins.module_utils._errors import fail_on_error  # noqa: E402
 from ansible_collections.airgap.llm.plugins.module_utils._io import Owner  # noqa: E402
 from ansible_collections.airgap.llm.plugins.module_utils._ollama.install import install_model  # noqa: E402
@@ -223,9 +237,6 @@ def main() -> None:
         supports_check_mode=True,
     )
     params = module.params
-    pin = params["manifest_digest"]
-    if pin is not None and not is_sha256_digest(pin):
-        module.fail_json(msg=f"manifest_digest must be sha256: and 64 lowercase hex digits, got {pin!r}")
     empty = {"name": params["name"], "manifest_digest": None, "blobs_copied": [], "blobs_removed": []}
     what = f"model {params['name']} in store {params['path']}"
     advice = (
@@ -234,6 +245,10 @@ def main() -> None:
     )
     with fail_on_error(module, what, fields=empty, os_advice=advice):
         check_jobs(params["jobs"])
+        pin = None
+        if params["manifest_digest"] is not None:
+            hint = "what 'ollama list' shows as the ID, in full, or the repository index lists"
+            pin = "sha256:" + parse_sha256(params["manifest_digest"], "manifest_digest", hint)
         store = Store(params["path"])
         if params["state"] == "absent":
             result = remove_model(
@@ -244,7 +259,7 @@ def main() -> None:
             if params["owner"] is not None or params["group"] is not None:
                 owner = Owner.resolve(params["owner"], params["group"])
             source = make_source(
-                params["src"], params["ca_file"], params["timeout"], params["validate_certs"]
+                params["src"], params["ca_file"], params["timeout"], params["validate_certs"], pin
             )
             result = install_model(
                 store,

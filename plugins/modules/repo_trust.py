@@ -84,9 +84,9 @@ EXAMPLES = r"""
   airgap.llm.repo_trust:
     repository: /srv/airgap-llm/repo
     trusted_keys:
-      - "{{ lookup('ansible.builtin.file', '/etc/airgap-llm/trusted/signer1.pub') }}"
-      - "{{ lookup('ansible.builtin.file', '/etc/airgap-llm/trusted/signer2.pub') }}"
-      - "{{ lookup('ansible.builtin.file', '/etc/airgap-llm/trusted/signer3.pub') }}"
+      - "{{ lookup('ansible.builtin.file', '/etc/airgap-llm/trusted/signer1.key.pub') }}"
+      - "{{ lookup('ansible.builtin.file', '/etc/airgap-llm/trusted/signer2.key.pub') }}"
+      - "{{ lookup('ansible.builtin.file', '/etc/airgap-llm/trusted/signer3.key.pub') }}"
     threshold: 2
     audit_log: /var/log/airgap-llm/audit.jsonl
     operator: alice
@@ -95,9 +95,9 @@ EXAMPLES = r"""
   airgap.llm.repo_trust:
     repository: /srv/airgap-llm/repo
     trusted_keys:
-      - "{{ lookup('ansible.builtin.file', '/etc/airgap-llm/trusted/signer1.pub') }}"
-      - "{{ lookup('ansible.builtin.file', '/etc/airgap-llm/trusted/signer2-2027.pub') }}"
-      - "{{ lookup('ansible.builtin.file', '/etc/airgap-llm/trusted/signer3.pub') }}"
+      - "{{ lookup('ansible.builtin.file', '/etc/airgap-llm/trusted/signer1.key.pub') }}"
+      - "{{ lookup('ansible.builtin.file', '/etc/airgap-llm/trusted/signer2-2027.key.pub') }}"
+      - "{{ lookup('ansible.builtin.file', '/etc/airgap-llm/trusted/signer3.key.pub') }}"
     threshold: 2
     reason: CHG-2040 signer2 key rotated
     audit_log: /var/log/airgap-llm/audit.jsonl

@@ -461,7 +461,7 @@ ATTACKS = [
     (
         "older-version",
         lambda m, k: _resign(m, k, _version(1, "2026-01-01T00:00:00Z")),
-        "is an older version as 2",
+        "is older than version 2, already ingested",
         "version",
     ),
     (
@@ -553,7 +553,10 @@ def test_attack_flipped_byte_in_tarball(world, keys, playbook):
     before = snapshot(world["repo"])
     lines = len(audit_entries(world))
     proc = ingest(playbook, world, keys, path, world["v3"]["sha256"])
-    _assert_refused(world, proc, before, lines, message="the value given out of band is", step="outer digest")
+    _assert_refused(
+        world, proc, before, lines, message="does not have the sha256 given out of band", step="outer digest"
+    )
+    assert sha256(path) not in proc.stdout  # the digest the media has is never offered for a paste
 
 
 def _chunk_copy(world, name: str) -> Tuple[str, List[str]]:
@@ -634,7 +637,10 @@ def test_differential_bundle(world, keys, playbook):
     assert os.path.getsize(built["tar"]) < full / 2
     manifest = json.loads(member(read_members(built["tar"]), "bundle.json"))
     omitted = [f for f in manifest["files"] if f["omitted"]]
-    assert {f["kind"] for f in omitted} >= {"model", "ollama", "step"}
+    assert {f["kind"] for f in omitted} >= {"model", "ollama", "step", "wheelhouse"}
+    # Nothing changed since v3, local files included (the wheelhouse, the notes): only the SBOM travels.
+    shipped = [f["path"] for f in manifest["files"] if not f["omitted"]]
+    assert shipped == ["sbom.cdx.json"], shipped
     assert manifest["differential"]["omitted_files"] == len(omitted)
     proc = ingest(playbook, world, keys, built["tar"], built["sha256"])
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -119,16 +119,19 @@ class Store:
     def exists(self) -> bool:
         return os.path.isdir(self.root)
 
-    def check_layout(self, must_exist: bool = True) -> None:
-        """Refuse a store whose ``manifests``/``blobs`` are symlinks or not directories."""
+    def check_layout(self, must_exist: bool = True, setting: str = "`path` (OLLAMA_MODELS)") -> None:
+        """Refuse a store whose ``manifests``/``blobs`` are symlinks or not directories.
+
+        ``setting`` names what the operator set to this path, for the message.
+        """
         if not os.path.exists(self.root):
             if must_exist:
-                raise StoreError(f"store {self.given} does not exist; check `path` (OLLAMA_MODELS)")
+                raise StoreError(f"store {self.given} does not exist; check {setting}")
             return
         if not os.path.isdir(self.root):
-            raise StoreError(f"store {self.given} is not a directory; check `path` (OLLAMA_MODELS)")
+            raise StoreError(f"store {self.given} is not a directory; check {setting}")
         for sub in (self.manifests_dir, self.blobs_dir, self.state_dir):
-            _require_real_dir(sub, "point `path` at the real store")
+            _require_real_dir(sub, f"point {setting} at the real store")
 
     def manifest_path(self, name: ModelName) -> str:
         path = os.path.join(self.manifests_dir, name.host, name.namespace, name.model, name.tag)
@@ -215,6 +218,12 @@ class Store:
 
         walk(self.manifests_dir, ())
         return entries
+
+    def model_names(self, limit: int = 50) -> str:
+        """The models in the store as ``ollama list`` names them, for a message (``none`` when empty)."""
+        names = sorted(str(e.name) for e in self.iter_manifests() if e.name is not None)
+        shown = ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
+        return shown or "none"
 
     def all_manifests(self, skip: Optional[ModelName] = None) -> Tuple[Dict[ModelName, Manifest], List[str]]:
         """Parse every manifest (except ``skip``); returns (manifests, problems as text)."""

@@ -21,9 +21,9 @@ import os
 import re
 import stat
 import tarfile
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
-from ansible_collections.airgap.llm.plugins.module_utils._digest import is_sha256_hex
+from ansible_collections.airgap.llm.plugins.module_utils._digest import hash_many
 from ansible_collections.airgap.llm.plugins.module_utils._io import atomic_write
 from ansible_collections.airgap.llm.plugins.module_utils._ollama.errors import OllamaError
 from ansible_collections.airgap.llm.plugins.module_utils._ollama.names import ModelName
@@ -61,6 +61,7 @@ from ansible_collections.airgap.llm.plugins.module_utils._transfer.stream import
     BackgroundHasher,
     ChunkedSink,
     StreamError,
+    read_sums,
 )
 
 __all__ = [
@@ -74,6 +75,7 @@ __all__ = [
     "read_outer",
     "regular_size",
     "walk_directory",
+    "write_digest_files",
 ]
 
 STORE_LOCK_TIMEOUT = 60.0
@@ -120,11 +122,16 @@ def existing_versions(dest: str, channel: str) -> List[int]:
 
 
 def read_outer(path: str) -> str:
-    with open(path, encoding="ascii") as handle:
-        digest = handle.read().split(None, 1)[0]
-    if not is_sha256_hex(digest):
-        raise BundleError(f"{path} does not start with a sha256 digest")
-    return digest
+    """The digest a ``.sha256`` file of this collection lists for its tarball."""
+    try:
+        rows = read_sums(path)
+    except StreamError as exc:
+        raise BundleError(f"{exc}; build the bundle again (bundle_force=true)") from None
+    if len(rows) != 1:
+        raise BundleError(
+            f"{path} lists {len(rows)} digests, not one; build the bundle again (bundle_force=true)"
+        )
+    return rows[0][0]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -228,19 +235,26 @@ def _model(
 ) -> Tuple[List[PlannedFile], bytes, str]:
     """Files of one model: its blobs (src in the store) and its manifest (bytes, returned apart)."""
     where = f"model {art.model}"
+    setting = "store on the artifact" if art.store else "ollama_store in the bundle spec"
     if not store_path:
         raise BundleError(
-            f"{where}: no Ollama store given (ollama_store in the spec or store on the artifact)"
+            f"{where}: no Ollama store given; set ollama_store in the bundle spec (or store on the artifact) "
+            "to the directory holding manifests/ and blobs/ (OLLAMA_MODELS)"
         )
     try:
         name = ModelName.parse(art.model)
         store = Store(_resolve_path(base_dir, store_path))
-        store.check_layout()
+        store.check_layout(setting=setting)
         manifest = store.read_manifest(name)
+        if manifest is None:
+            held = store.model_names()
     except OllamaError as exc:
         raise BundleError(f"{where}: {exc}") from None
     if manifest is None:
-        raise BundleError(f"{where}: not in store {store.given}; pull it on the low side first")
+        raise BundleError(
+            f"{where}: not in the store {store.given} ({setting}), which holds: {held}. Check the name "
+            "(model, or name:version of the artifact), or pull the model on the low side first"
+        )
     source = f"ollama://{name.fullname}"
     files = []
     for layer in manifest.blobs:
@@ -305,8 +319,14 @@ class TarWriter:
         self._pad(len(data))
         return hashlib.sha256(data).hexdigest()
 
-    def add_file(self, path: str, src: str, size: int, expected: Optional[str]) -> str:
-        """Stream ``src`` (exactly ``size`` bytes) into the tar; return its sha256, checked if pinned."""
+    def add_file(
+        self, path: str, src: str, size: int, expected: Optional[str], hashed_early: bool = False
+    ) -> str:
+        """Stream ``src`` (exactly ``size`` bytes) into the tar; return its sha256, checked if known.
+
+        ``hashed_early``: ``expected`` is not a pin but the digest this build took earlier (to compare
+        with an inventory); a difference means the file changed meanwhile.
+        """
         try:
             handle = open(src, "rb", buffering=0)  # noqa: SIM115 - closed by the with below
         except OSError as exc:
@@ -331,6 +351,11 @@ class TarWriter:
         self.bytes_hashed += size
         self._content.flush()
         actual = digest.hexdigest()
+        if expected is not None and actual != expected and hashed_early:
+            raise BundleError(
+                f"{src} (bundle path {path}) changed while the bundle was being built: sha256 {expected} "
+                f"when it was compared with the inventory, {actual} now; build again once it is stable"
+            )
         if expected is not None and actual != expected:
             raise BundleError(
                 f"{src} (bundle path {path}): sha256 is {actual}, expected {expected}. The file is corrupt "
@@ -456,8 +481,36 @@ def plan_spec(spec: BundleSpec, options: BuildOptions) -> Plan:
     return plan
 
 
-def _apply_inventory(plan: Plan, path: str) -> Dict[str, Any]:
+def _hash_candidates(plan: Plan, sizes: Set[int]) -> int:
+    """Hash the local files without a pinned digest that the inventory could hold; returns bytes read.
+
+    Only a file whose size some blob of the inventory has can be left out, so no other file is read
+    here. The digest found becomes the file's expected digest: the write that ships it checks the
+    same bytes again.
+    """
+    candidates = [f for f in plan.files if f.sha256 is None and f.src is not None and f.size in sizes]
+    hashed = 0
+    for planned, outcome in zip(candidates, hash_many([f.src or "" for f in candidates])):
+        if outcome.error is not None or outcome.size != planned.size:
+            why = outcome.error or f"it is now {outcome.size} bytes, not {planned.size}"
+            raise BundleError(
+                f"artifact {planned.name} {planned.version}: cannot hash {planned.src} ({why}); make it a "
+                "readable regular file that does not change while the bundle is built"
+            )
+        planned.sha256 = outcome.hexdigest
+        planned.hashed_early = True
+        hashed += outcome.size
+    return hashed
+
+
+def _apply_inventory(plan: Plan, path: str) -> Tuple[Dict[str, Any], int]:
+    """Mark every file the high side holds (digest and size) as omitted; the differential record.
+
+    Files of every kind count: downloads and model blobs by their known digest, local files and the
+    files of local directories (wheelhouses, .deb sets) by a digest taken here.
+    """
     blobs, inventory_digest = load_inventory(path)
+    hashed = _hash_candidates(plan, set(blobs.values()))
     omitted = 0
     omitted_bytes = 0
     for planned in plan.files:
@@ -465,7 +518,12 @@ def _apply_inventory(plan: Plan, path: str) -> Dict[str, Any]:
             planned.omitted = True
             omitted += 1
             omitted_bytes += planned.size
-    return {"inventory_sha256": inventory_digest, "omitted_files": omitted, "omitted_bytes": omitted_bytes}
+    differential = {
+        "inventory_sha256": inventory_digest,
+        "omitted_files": omitted,
+        "omitted_bytes": omitted_bytes,
+    }
+    return differential, hashed
 
 
 def describe(spec: BundleSpec) -> List[Dict[str, Any]]:
@@ -508,7 +566,7 @@ def build(raw_spec: Any, options: BuildOptions, check_mode: bool = False) -> Dic
             raise BundleError(f"signing_keys[{index}]: {exc}") from None
     os.makedirs(options.dest, 0o755, exist_ok=True)
     plan = plan_spec(spec, options)
-    differential = _apply_inventory(plan, options.inventory) if options.inventory else None
+    differential, hashed_early = _apply_inventory(plan, options.inventory) if options.inventory else (None, 0)
     _remove_outputs(paths)
     sink = ChunkedSink(paths["tar"], options.chunk_size)
     writer = TarWriter(sink, int(spec.created.timestamp()))
@@ -520,7 +578,7 @@ def build(raw_spec: Any, options: BuildOptions, check_mode: bool = False) -> Dic
                 planned.sha256 = writer.add_bytes(planned.path, plan.memory[planned.path])
             else:
                 planned.sha256 = writer.add_file(
-                    planned.path, planned.src or "", planned.size, planned.sha256
+                    planned.path, planned.src or "", planned.size, planned.sha256, planned.hashed_early
                 )
         files_by_path = {f.path: f.as_dict() for f in plan.files}
         try:
@@ -582,11 +640,7 @@ def build(raw_spec: Any, options: BuildOptions, check_mode: bool = False) -> Dic
         sink.abort()
         raise
     writer.close()
-    name = os.path.basename(paths["tar"])
-    if options.chunk_size is not None:
-        lines = "".join(f"{h}  {os.path.basename(p)}\n" for p, h, _s in parts)
-        atomic_write(paths["chunks"], lines.encode("ascii"))
-    atomic_write(paths["sha256"], f"{digest}  {name}\n".encode("ascii"))
+    write_digest_files(paths, digest, parts, options.chunk_size is not None)
     result.update(
         sha256=digest,
         size=sink.size,
@@ -595,11 +649,21 @@ def build(raw_spec: Any, options: BuildOptions, check_mode: bool = False) -> Dic
         files=len(plan.files),
         omitted_files=differential["omitted_files"] if differential else 0,
         omitted_bytes=differential["omitted_bytes"] if differential else 0,
-        bytes_hashed=writer.bytes_hashed,
+        bytes_hashed=writer.bytes_hashed + hashed_early,
         created=format_time(spec.created),
         expires=format_time(spec.expires),
     )
     return result
+
+
+def write_digest_files(
+    paths: Dict[str, str], digest: str, parts: Sequence[Tuple[str, str, int]], chunked: bool
+) -> None:
+    """After the tarball (or its chunks) is in place: the chunk list, then ``.sha256`` last."""
+    if chunked:
+        lines = "".join(f"{h}  {os.path.basename(p)}\n" for p, h, _s in parts)
+        atomic_write(paths["chunks"], lines.encode("ascii"))
+    atomic_write(paths["sha256"], f"{digest}  {os.path.basename(paths['tar'])}\n".encode("ascii"))
 
 
 def _remove_outputs(paths: Dict[str, str]) -> None:
@@ -617,11 +681,13 @@ def _remove_outputs(paths: Dict[str, str]) -> None:
 def _describe_existing(paths: Dict[str, str]) -> Dict[str, Any]:
     info: Dict[str, Any] = {"sha256": read_outer(paths["sha256"]), "chunks": []}
     if os.path.exists(paths["chunks"]):
-        with open(paths["chunks"], encoding="ascii") as handle:
-            for line in handle:
-                digest, name = line.split(None, 1)
-                path = os.path.join(os.path.dirname(paths["tar"]), name.strip())
-                info["chunks"].append({"path": path, "sha256": digest, "size": os.path.getsize(path)})
+        try:
+            rows = read_sums(paths["chunks"])
+        except StreamError as exc:
+            raise BundleError(f"{exc}; build the bundle again (bundle_force=true)") from None
+        for digest, name in rows:
+            path = os.path.join(os.path.dirname(paths["tar"]), name)
+            info["chunks"].append({"path": path, "sha256": digest, "size": os.path.getsize(path)})
         info["size"] = sum(c["size"] for c in info["chunks"])
     else:
         info["size"] = os.path.getsize(paths["tar"])

@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tarfile
-from typing import Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from ansible_collections.airgap.llm.plugins.module_utils._errors import AirgapError, quote
 from ansible_collections.airgap.llm.plugins.module_utils._io import Writer
@@ -80,6 +80,8 @@ class ScanResult:
         self.problem_count = 0
         self.archive_error: Optional[str] = None
         self.entries = 0
+        self.end_offset: Optional[int] = None
+        """Where the end-of-archive marker starts (None when the archive ended otherwise)."""
 
     def problem(self, text: str) -> None:
         """Record a problem (the first :data:`MAX_PROBLEMS` are kept, the others counted)."""
@@ -134,8 +136,8 @@ def _padding(size: int) -> int:
     return (-size) % BLOCKSIZE
 
 
-def _end_of_archive(source: PartsSource) -> None:
-    """After a zero block: the second zero block, then nothing but zero padding to the end."""
+def _end_of_archive(source: Any, padding: bool = True) -> None:
+    """After a zero block: the second zero block, then (``padding``) nothing but zero padding to the end."""
     offset = source.offset - BLOCKSIZE
     second = source.read_exact(BLOCKSIZE)
     if len(second) < BLOCKSIZE:
@@ -148,7 +150,7 @@ def _end_of_archive(source: PartsSource) -> None:
             f"a header follows a lone zero block at offset {offset}: tar -i would read more members there "
             "than this reader does"
         )
-    while True:
+    while padding:
         start = source.offset
         view = source.read(source.block)
         if not len(view):
@@ -161,7 +163,11 @@ def _end_of_archive(source: PartsSource) -> None:
             )
 
 
-def _skip(source: PartsSource, size: int) -> None:
+def _skip(source: Any, size: int) -> None:
+    if hasattr(source, "skip"):  # a source that seeks (headers only): nothing is read or hashed
+        if not source.skip(size):
+            raise ArchiveError("archive ends inside an entry (truncated)")
+        return
     left = size
     while left:
         view = source.read(min(left, source.block))
@@ -191,17 +197,22 @@ def _copy(source: PartsSource, size: int, write: Optional[Writer], hasher: Backg
 
 
 def scan(
-    source: PartsSource,
+    source: Any,
     stage_dir: Optional[str],
     keep_in_memory: Callable[[str], int],
 ) -> ScanResult:
-    """Read the whole archive from ``source``.
+    """Read the whole archive from ``source`` (a :class:`PartsSource`).
 
     ``keep_in_memory(name)`` returns the largest size to keep that member in memory (0: stage it
     as a file). ``stage_dir`` None hashes without writing (check mode). Problems are collected,
     not raised; a stream that cannot be parsed sets ``archive_error``. The source is always read
     to its end so that its digests cover every byte.
+
+    A :class:`stream.SeekingSource` reads headers only: members not kept in memory are skipped
+    (their ``sha256`` is empty) and nothing after the end-of-archive marker is read. That finds
+    ``bundle.json`` and the signatures of a large bundle without reading it; it checks nothing else.
     """
+    headers_only = hasattr(source, "skip")
     result = ScanResult()
     pax: Dict[str, str] = {}
     long_name: Optional[str] = None
@@ -215,7 +226,8 @@ def scan(
             if len(header) < BLOCKSIZE:
                 raise ArchiveError("archive ends inside a header (truncated)")
             if header == _ZERO_BLOCK:
-                _end_of_archive(source)
+                result.end_offset = source.offset - BLOCKSIZE
+                _end_of_archive(source, padding=not headers_only)
                 break
             try:
                 info = tarfile.TarInfo.frombuf(header, "utf-8", "surrogateescape")
@@ -284,6 +296,10 @@ def scan(
                     raise ArchiveError("archive ends inside an entry (truncated)")
                 result.memory[name] = data
                 _skip(source, _padding(size))
+                continue
+            if headers_only:
+                result.files[name] = StagedFile(name, None, size, "")
+                _skip(source, size + _padding(size))
                 continue
             tmp_path = None
             fd = None

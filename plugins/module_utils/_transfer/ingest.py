@@ -43,13 +43,25 @@ import tempfile
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ansible_collections.airgap.llm.plugins.module_utils import _json
-from ansible_collections.airgap.llm.plugins.module_utils._digest import is_sha256_hex, sha256_file
+from ansible_collections.airgap.llm.plugins.module_utils._digest import (
+    DigestError,
+    parse_sha256,
+    sha256_file,
+)
 from ansible_collections.airgap.llm.plugins.module_utils._errors import AirgapError, quote
-from ansible_collections.airgap.llm.plugins.module_utils._io import FileError
+from ansible_collections.airgap.llm.plugins.module_utils._io import FileError, read_bounded
 from ansible_collections.airgap.llm.plugins.module_utils._transfer import audit as _audit
 from ansible_collections.airgap.llm.plugins.module_utils._transfer.extract import ScanResult, scan
+from ansible_collections.airgap.llm.plugins.module_utils._transfer.listing import (
+    format_rows,
+    human_size,
+    ingest_summary,
+    list_repository,
+    same_content,
+)
 from ansible_collections.airgap.llm.plugins.module_utils._transfer.repo import (
     INDEX_FORMAT,
+    INGEST_RECORD,
     STATE_FORMAT,
     RepoError,
     Repository,
@@ -65,7 +77,11 @@ from ansible_collections.airgap.llm.plugins.module_utils._transfer.spec import (
     parse_manifest,
     parse_time,
 )
-from ansible_collections.airgap.llm.plugins.module_utils._transfer.stream import PartsSource, StreamError
+from ansible_collections.airgap.llm.plugins.module_utils._transfer.stream import (
+    PartsSource,
+    StreamError,
+    read_sums,
+)
 from ansible_collections.airgap.llm.plugins.module_utils._transfer.trust import (
     Trust,
     TrustError,
@@ -73,9 +89,24 @@ from ansible_collections.airgap.llm.plugins.module_utils._transfer.trust import 
     save_policy,
 )
 
-__all__ = ["STEPS", "IngestError", "IngestOptions", "Refused", "Verified", "ingest"]
+__all__ = [
+    "SIG_RE",
+    "STEPS",
+    "IngestError",
+    "IngestOptions",
+    "Refused",
+    "Verified",
+    "check_extraction",
+    "check_files",
+    "ingest",
+    "keep_in_memory",
+]
 
 SIG_RE = re.compile(r"^signatures/([0-9a-f]{16})\.sig$")
+_NO_PASTE = (
+    "Read the digest again from the low side (phone, paper); never take it from the media or from a "
+    "message: only the value received out of band proves which bundle this is"
+)
 STEPS = ("outer digest", "chunks", "signatures", "version", "expiry", "artifact digests", "extraction")
 
 
@@ -149,37 +180,10 @@ class TrustUse:
 
 
 def _read_listing(path: str) -> List[Tuple[str, str]]:
-    """``sha256sum`` lines (digest, plain file name) from a small file on the media.
-
-    A name must be printable, without ``/``, not hidden and at most 255 characters, so that
-    messages can show it as it is.
-    """
     try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read(1 << 20)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise IngestError(f"cannot read {path}: {exc}") from None
-    rows = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        parts = line.split(None, 1)
-        name = parts[1].strip().lstrip("*") if len(parts) == 2 else ""
-        if (
-            len(parts) != 2
-            or not is_sha256_hex(parts[0])
-            or not name
-            or "/" in name
-            or name.startswith(".")
-            or len(name) > 255
-            or not name.isprintable()
-        ):
-            raise IngestError(
-                f"{path} line {number} is not '<sha256>  <file name>' (got {quote(line)}); copy it again "
-                "from the media"
-            )
-        rows.append((parts[0], name))
-    return rows
+        return read_sums(path)
+    except StreamError as exc:
+        raise IngestError(f"{exc}; copy it again from the media") from None
 
 
 def _parts(options: IngestOptions) -> Tuple[List[str], Optional[List[str]]]:
@@ -245,7 +249,8 @@ def _trust(options: IngestOptions, repo: Repository) -> TrustUse:
     return TrustUse(trust, establish=False, override=override)
 
 
-def _keep_in_memory(name: str) -> int:
+def keep_in_memory(name: str) -> int:
+    """How much of a member the scan keeps in memory: bundle.json and signatures, nothing else."""
     if name == MANIFEST:
         return MAX_MANIFEST
     if name.startswith(SIG_DIR):
@@ -276,9 +281,8 @@ def _check_digests(
         if whole != options.sha256:
             raise Refused(
                 "outer digest",
-                f"{options.src} has sha256 {whole} but the value given out of band is {options.sha256}: "
-                "the copy is damaged or is not the bundle you were told about; copy it again from the "
-                "media and compare the digest with the low side",
+                f"{options.src} does not have the sha256 given out of band ({options.sha256}): the copy is "
+                f"damaged, is not the bundle you were told about, or the digest was mistyped. {_NO_PASTE}",
             )
         return
     for path, expected, actual, size in zip(parts, expected_parts, part_digests, part_sizes):
@@ -291,8 +295,9 @@ def _check_digests(
     if whole != options.sha256:
         raise Refused(
             "chunks",
-            f"the reassembled chunks hash to {whole} but the value given out of band is {options.sha256}: "
-            "chunks are missing, reordered or from another bundle; copy the whole set again",
+            f"every chunk matches its list, but together they do not have the sha256 given out of band "
+            f"({options.sha256}): chunks are missing, reordered or from another bundle, or the digest was "
+            f"mistyped. Copy the whole set again. {_NO_PASTE}",
         )
 
 
@@ -333,14 +338,14 @@ def _check_version(
     last = high_water.get(channel)
     if last is None or manifest["version"] > last:
         return False
-    what = "an older" if manifest["version"] < last else "the same"
+    what = f"older than version {last}" if manifest["version"] < last else f"the same version as {last}"
     if options.allow_rollback:
         if not options.override_reason:
             raise IngestError("allow_rollback needs override_reason (it is written to the audit log)")
         return True
     raise Refused(
         "version",
-        f"bundle version {manifest['version']} of channel {channel} is {what} version as {last}, already "
+        f"bundle version {manifest['version']} of channel {channel} is {what}, already "
         "ingested: rollback and replay are refused. Ask the low side for a newer bundle; only if you "
         "really mean to go back, rerun with allow_rollback=true and an override_reason (audited).",
         key_ids,
@@ -359,12 +364,21 @@ def _check_expiry(options: IngestOptions, manifest: Dict[str, Any], key_ids: Lis
         )
 
 
-def _check_files(
-    options: IngestOptions, repo: Repository, manifest: Dict[str, Any], result: ScanResult, key_ids: List[str]
+def check_files(
+    manifest: Dict[str, Any],
+    result: ScanResult,
+    key_ids: List[str],
+    repo: Optional[Repository] = None,
+    verify_reused: bool = False,
 ) -> None:
+    """Check 6: every file bundle.json lists is in the archive with its digest and size; the files
+    a differential bundle left out are in ``repo`` (not checked without one: a signer on the low
+    side has no repository)."""
     for entry in manifest["files"]:
         path, digest, size = entry["path"], entry["sha256"], entry["size"]
         if entry["omitted"]:
+            if repo is None:
+                continue
             have = repo.blob_size(digest)
             if have != size:
                 raise Refused(
@@ -375,7 +389,7 @@ def _check_files(
                     "exported from this repository",
                     key_ids,
                 )
-            if options.verify_reused:
+            if verify_reused:
                 actual, _size = sha256_file(repo.blob_path(digest))
                 if actual != digest:
                     raise Refused(
@@ -403,7 +417,7 @@ def _check_files(
             )
 
 
-def _check_extraction(manifest: Dict[str, Any], result: ScanResult, key_ids: List[str]) -> None:
+def check_extraction(manifest: Dict[str, Any], result: ScanResult, key_ids: List[str]) -> None:
     """Every member must be covered by a check: listed (digest checked), bundle.json, a verified signature."""
     problems = list(result.problems)
     count = result.problem_count
@@ -501,9 +515,55 @@ def _new_state(
         "previous": previous,
     }
     artifacts = {name: dict(versions) for name, versions in index.get("artifacts", {}).items()}
-    for art in manifest["artifacts"]:
-        artifacts.setdefault(art["name"], {})[art["version"]] = _index_entry(manifest, art, outer)
+    for key, entry in _entries(manifest, outer).items():
+        versions = artifacts.setdefault(key[0], {})
+        if not same_content(versions.get(key[1]), entry):
+            versions[key[1]] = entry  # what is already served keeps the bundle that brought it
     return new_state, {"format": INDEX_FORMAT, "artifacts": artifacts}
+
+
+def _entries(manifest: Dict[str, Any], outer: str) -> Dict[Tuple[str, str], Dict[str, Any]]:
+    """The index entry of each artifact of a verified bundle, by (name, version)."""
+    return {(a["name"], a["version"]): _index_entry(manifest, a, outer) for a in manifest["artifacts"]}
+
+
+def _summary(
+    options: IngestOptions,
+    repo: Repository,
+    index: Dict[str, Any],
+    manifest: Dict[str, Any],
+    *,
+    when: Optional[str],
+    head: str,
+    blobs: str = "",
+) -> Dict[str, Any]:
+    """What the bundle adds, finds already there and replaces, as rows (and lines) like repo_list's."""
+    entries = _entries(manifest, options.sha256)
+    sorted_rows = ingest_summary(repo, index, entries, when=when, who=options.operator)
+    counts = ", ".join(f"{k.replace('_', ' ')} {len(v)}" for k, v in sorted_rows.items())
+    rows = [(k.replace("_", " "), row) for k, v in sorted_rows.items() for row in v]
+    lines = [head, counts + (f"; {blobs}" if blobs else "")]
+    lines += format_rows([r for _s, r in rows], [s for s, _r in rows])
+    return dict(sorted_rows, already_ingested=False, lines=lines)
+
+
+def _repeat_summary(options: IngestOptions, repo: Repository, known: Dict[str, Any]) -> Dict[str, Any]:
+    """A bundle ingested before: its artifacts as the repository serves them, all already there."""
+    record = repo.ingest_record(known["channel"], known["version"], options.sha256) or {}
+    when = f" on {record['ingested_at']} by {record['operator']}" if record else ""
+    head = (
+        f"Bundle {options.sha256} (channel {known['channel']} version {known['version']}) is already "
+        f"ingested{when}; the repository serves {repo.current_target()}: nothing was changed"
+    )
+    meta = os.path.join(repo.root, repo.bundle_meta_rel(known["channel"], known["version"], options.sha256))
+    try:
+        manifest = parse_manifest(read_bounded(os.path.join(meta, MANIFEST), MAX_MANIFEST))
+    except (OSError, FileError, BundleError):
+        return {"added": [], "already_there": [], "replaced": [], "already_ingested": True, "lines": [head]}
+    listed = {(a["name"], a["version"]) for a in manifest["artifacts"]}
+    rows = [r for r in list_repository(repo.root)["artifacts"] if (r["name"], r["version"]) in listed]
+    lines = [head, f"already there {len(rows)}", *format_rows(rows, ["already there"] * len(rows))]
+    return {"added": [], "already_there": rows, "replaced": [], "already_ingested": True, "lines": lines}
 
 
 def _already_ingested(state: Dict[str, Any], sha256: str) -> Optional[Dict[str, Any]]:
@@ -577,16 +637,16 @@ def _verify(
     if os.path.isfile(sha_file):
         rows = _read_listing(sha_file)
         if not rows or rows[0][0] != options.sha256:
-            listed = rows[0][0] if rows else "nothing"
             raise Refused(
                 "outer digest",
-                f"{os.path.basename(sha_file)} on the media says {listed}, the value given out of band is "
-                f"{options.sha256}: this media does not carry the bundle you were told about",
+                f"{os.path.basename(sha_file)} on the media lists another sha256 than the one given out of "
+                f"band ({options.sha256}): this media does not carry the bundle you were told about, or the "
+                f"digest was mistyped. {_NO_PASTE}",
             )
     parts, expected_parts = _parts(options)
     source = PartsSource(parts)
     try:
-        result = scan(source, stage, _keep_in_memory)
+        result = scan(source, stage, keep_in_memory)
     except (OSError, FileError) as exc:
         source.close()
         raise IngestError(f"cannot stage the bundle in {repo.tmp}: {exc}") from None
@@ -602,8 +662,8 @@ def _verify(
     manifest = _parse_manifest(raw, key_ids)
     override = _check_version(options, manifest, high_water, key_ids)
     _check_expiry(options, manifest, key_ids)
-    _check_files(options, repo, manifest, result, key_ids)
-    _check_extraction(manifest, result, key_ids)
+    check_files(manifest, result, key_ids, repo, options.verify_reused)
+    check_extraction(manifest, result, key_ids)
     return Verified(manifest, raw, key_ids, result), override
 
 
@@ -615,7 +675,7 @@ def _meta(
         match = SIG_RE.match(name)
         if match and match.group(1) in verified.key_ids:
             meta[name] = data
-    meta["ingest.json"] = _json.dumps(
+    meta[INGEST_RECORD] = _json.dumps(
         {
             "bundle_sha256": options.sha256,
             "ingested_at": now,
@@ -772,6 +832,11 @@ def _commit(
     # current has moved: a journal that cannot be removed now is finished by the next ingest.
     with contextlib.suppress(OSError):
         repo.remove_journal()
+    msg = (
+        f"bundle {options.sha256} accepted: channel {manifest['channel']} version {manifest['version']}; "
+        f"the repository serves {state_rel}"
+    )
+    blobs = f"new blobs {stored} ({human_size(stored_bytes)}), reused {reused}"
     return {
         "state": seq,
         "current": state_rel,
@@ -780,15 +845,17 @@ def _commit(
         "stored_bytes": stored_bytes,
         "audit_hash": entry["hash"],
         "trust": _trust_result(use),
-        "msg": f"bundle {options.sha256} accepted: channel {manifest['channel']} version "
-        f"{manifest['version']}; the repository serves {state_rel}",
+        "msg": msg,
+        **_summary(options, repo, index, manifest, when=now, head=msg[0].upper() + msg[1:], blobs=blobs),
     }
 
 
 def ingest(options: IngestOptions, check_mode: bool = False) -> Dict[str, Any]:
     """Verify and file away one bundle. Raises :class:`Refused` (audited) or :class:`IngestError`."""
-    if not is_sha256_hex(options.sha256):
-        raise IngestError("sha256 (the digest given out of band) must be 64 lower-case hex digits")
+    try:
+        options.sha256 = parse_sha256(options.sha256, "sha256", "the bundle's digest received out of band")
+    except DigestError as exc:
+        raise IngestError(str(exc)) from None
     if options.threshold is not None and options.threshold < 1:
         raise IngestError("threshold must be at least 1")
     if options.allow_rollback and not options.override_reason:
@@ -821,6 +888,7 @@ def ingest(options: IngestOptions, check_mode: bool = False) -> Dict[str, Any]:
             result.update(channel=known["channel"], version=known["version"], state=state["seq"])
             result["current"] = repo.current_target()
             result["msg"] = f"bundle {options.sha256} is already ingested (channel {known['channel']})"
+            result.update(_repeat_summary(options, repo, known))
             return result
         stage = None if check_mode else tempfile.mkdtemp(prefix="ingest-", dir=repo.tmp)
         use: Optional[TrustUse] = None
@@ -865,6 +933,7 @@ def ingest(options: IngestOptions, check_mode: bool = False) -> Dict[str, Any]:
                     f"bundle {options.sha256} passed every check (check mode: nothing was written); channel "
                     f"{manifest['channel']} version {manifest['version']}"
                 )
+                result.update(_summary(options, repo, index, manifest, when=None, head=result["msg"]))
                 return result
             result.update(
                 _commit(

@@ -81,7 +81,7 @@ class Placement:
     ) -> None:
         if bool(url) == bool(src):
             raise ArtifactError("give exactly one of url (an https URL) or src (a file on the managed node)")
-        self.sha256 = parse_sha256(sha256)
+        self.sha256 = parse_sha256(sha256, hint="as the repository index lists it")
         if url:
             scheme = urllib.parse.urlsplit(url).scheme
             if scheme != "https":

@@ -40,25 +40,31 @@ from ansible_collections.airgap.llm.plugins.module_utils._errors import AirgapEr
 from ansible_collections.airgap.llm.plugins.module_utils._io import (
     FileError,
     LockTimeout,
+    Owner,
     atomic_write,
     flock,
     fsync_dir,
+    make_dirs,
     settle,
 )
+from ansible_collections.airgap.llm.plugins.module_utils._transfer.spec import CHANNEL_RE
 
 __all__ = [
     "INDEX_FORMAT",
+    "INGEST_RECORD",
     "INVENTORY_FORMAT",
     "JOURNAL_FORMAT",
     "STATE_FORMAT",
     "RepoError",
     "Repository",
+    "index_files",
 ]
 
 STATE_FORMAT = "airgap.llm.repo-state"
 INDEX_FORMAT = "airgap.llm.repo-index"
 INVENTORY_FORMAT = "airgap.llm.inventory"
 JOURNAL_FORMAT = "airgap.llm.ingest-journal"
+INGEST_RECORD = "ingest.json"
 MAX_JSON = 256 << 20
 MAX_STATE = 16 << 20
 STATE_RE = re.compile(r"^[0-9]{6,}$")
@@ -103,6 +109,30 @@ def _check_state(doc: Dict[str, Any], path: str) -> Dict[str, Any]:
     return doc
 
 
+def index_files(entry: Any, where: str) -> List[Dict[str, Any]]:
+    """The files of one index entry (``artifacts.<name>.<version>``), each checked: path, sha256, size.
+
+    ``where`` names the entry in messages. Raises :class:`RepoError` naming the field, what it must
+    be and what it is (escaped and bounded), for every reader of an index: the listing, the lookup.
+    """
+    if not isinstance(entry, dict) or not isinstance(entry.get("files"), list):
+        raise RepoError(f"{where} must be an object with a files list, got {describe(entry)}")
+    files = []
+    for number, item in enumerate(entry["files"]):
+        at = f"{where}.files[{number}]"
+        if not isinstance(item, dict):
+            raise RepoError(f"{at} must be an object, got {describe(item)}")
+        if not is_sha256_hex(item.get("sha256")):
+            raise RepoError(f"{at}.sha256 must be a digest, got {describe(item.get('sha256'))}")
+        size = item.get("size")
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise RepoError(f"{at}.size must be a non-negative integer, got {describe(size)}")
+        if not isinstance(item.get("path"), str):
+            raise RepoError(f"{at}.path must be a string, got {describe(item.get('path'))}")
+        files.append({"path": item["path"], "sha256": item["sha256"], "size": size})
+    return files
+
+
 def _check_index(doc: Dict[str, Any], path: str) -> Dict[str, Any]:
     for name, versions in _expect(doc.get("artifacts"), "an object", f"{path}: artifacts").items():
         for version, entry in _expect(versions, "an object", f"{path}: artifacts.{name}").items():
@@ -130,8 +160,11 @@ class Repository:
         return os.path.isdir(self.blobs)
 
     def init(self) -> bool:
-        """Create the layout; True if anything was created."""
-        created = False
+        """Create the layout, and the directories above it on a fresh host; True if anything was created."""
+        try:
+            created = bool(make_dirs(os.path.dirname(self.root), Owner(), "/"))
+        except FileError as exc:
+            raise RepoError(f"cannot create the repository {self.root}: {exc}") from None
         for path in (self.root, os.path.dirname(self.blobs), self.blobs, self.bundles, self.states, self.tmp):
             try:
                 os.mkdir(path, 0o755)
@@ -161,15 +194,16 @@ class Repository:
 
     # -- reading --------------------------------------------------------------------------------
 
-    def _read_json(self, path: str, fmt: str, limit: int = MAX_JSON) -> Dict[str, Any]:
+    def _read_json(self, path: str, fmt: Optional[str], limit: int = MAX_JSON) -> Dict[str, Any]:
+        """A JSON object of the repository, strictly read; ``fmt``: its ``format`` (None: it has none)."""
         try:
             doc = _json.load_file(path, path, limit=limit, max_depth=8)
         except (OSError, FileError) as exc:
             raise RepoError(f"cannot read {path}: {exc}; {DAMAGED}") from None
         except _json.JSONError as exc:
             raise RepoError(f"{exc}; {DAMAGED}") from None
-        if not isinstance(doc, dict) or doc.get("format") != fmt:
-            raise RepoError(f"{path} is not a {fmt} document; {DAMAGED}")
+        if not isinstance(doc, dict) or (fmt is not None and doc.get("format") != fmt):
+            raise RepoError(f"{path} is not a {fmt or 'JSON object'} document; {DAMAGED}")
         return doc
 
     def current_target(self) -> Optional[str]:
@@ -215,6 +249,20 @@ class Repository:
             for channel, mark in self._state_at(f"states/{seq:06d}")["high_water"].items():
                 marks[channel] = max(mark, marks.get(channel, mark))
         return marks
+
+    def ingest_record(self, channel: str, version: int, digest: str) -> Optional[Dict[str, Any]]:
+        """``ingest.json`` of a bundle (when and by whom it was ingested), or None when it is not kept."""
+        if not (is_sha256_hex(digest) and isinstance(channel, str) and CHANNEL_RE.match(channel)):
+            return None
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            return None
+        path = os.path.join(self.root, self.bundle_meta_rel(channel, version, digest), INGEST_RECORD)
+        if not os.path.lexists(path):
+            return None
+        doc = self._read_json(path, None, MAX_STATE)
+        for key in ("ingested_at", "operator"):
+            _expect(doc.get(key), "a string", f"{path}: {key}")
+        return doc
 
     def blob_path(self, digest: str) -> str:
         if not is_sha256_hex(digest):

@@ -20,12 +20,17 @@ import re
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 from ansible_collections.airgap.llm.plugins.module_utils import _json
-from ansible_collections.airgap.llm.plugins.module_utils._digest import is_sha256_hex
+from ansible_collections.airgap.llm.plugins.module_utils._digest import (
+    DigestError,
+    is_sha256_hex,
+    parse_sha256,
+)
 from ansible_collections.airgap.llm.plugins.module_utils._errors import AirgapError, describe, quote
 from ansible_collections.airgap.llm.plugins.module_utils._io import FileError, read_bounded
 from ansible_collections.airgap.llm.plugins.module_utils._transfer.extract import unsafe_name
 
 __all__ = [
+    "CHANNEL_RE",
     "FILE_KINDS",
     "FORMAT",
     "FORMAT_VERSION",
@@ -34,6 +39,7 @@ __all__ = [
     "MANIFEST",
     "MAX_MANIFEST",
     "MAX_SIGNATURE",
+    "NAME_RE",
     "SBOM",
     "SIG_DIR",
     "BundleArtifact",
@@ -162,8 +168,11 @@ class BundleArtifact:
         self.suites = self._suites(raw.get("suites"), where)
         for key in ("sha256", "checksums_sha256"):
             value = getattr(self, key)
-            if value is not None and not is_sha256_hex(value):
-                raise BundleError(f"{where}: {key} must be 64 lower-case hex digits")
+            if value is not None:
+                try:
+                    setattr(self, key, parse_sha256(value, f"{where}: {key}", "quote it in YAML"))
+                except DigestError as exc:
+                    raise BundleError(str(exc)) from None
         if self.kind == "model":
             if self.url or self.path:
                 raise BundleError(
@@ -296,7 +305,19 @@ def load_inventory(path: str) -> Tuple[Dict[str, int], str]:
 class PlannedFile:
     """A file to put into the bundle (``src`` None: omitted, the high side holds it)."""
 
-    __slots__ = ("kind", "license", "name", "omitted", "path", "sha256", "size", "source", "src", "version")
+    __slots__ = (
+        "hashed_early",
+        "kind",
+        "license",
+        "name",
+        "omitted",
+        "path",
+        "sha256",
+        "size",
+        "source",
+        "src",
+        "version",
+    )
 
     def __init__(
         self,
@@ -321,6 +342,7 @@ class PlannedFile:
         self.source = source
         self.license = license
         self.omitted = False
+        self.hashed_early = False
 
     def as_dict(self) -> Dict[str, Any]:
         return {key: getattr(self, key) for key in _FILE_KEYS}

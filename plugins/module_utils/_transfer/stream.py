@@ -19,25 +19,96 @@ import contextlib
 import hashlib
 import os
 import queue
+import re
 import threading
 from typing import Any, List, Optional, Sequence, Tuple
 
-from ansible_collections.airgap.llm.plugins.module_utils._errors import AirgapError
-from ansible_collections.airgap.llm.plugins.module_utils._io import FileError, Writer, fsync_dir
+from ansible_collections.airgap.llm.plugins.module_utils._digest import is_sha256_hex
+from ansible_collections.airgap.llm.plugins.module_utils._errors import AirgapError, quote
+from ansible_collections.airgap.llm.plugins.module_utils._io import FileError, Writer, fsync_dir, read_bounded
 
 __all__ = [
     "BLOCK",
+    "MIN_CHUNK",
     "BackgroundHasher",
     "ChunkedSink",
     "PartsSource",
+    "SeekingSource",
     "StreamError",
+    "parse_size",
+    "read_sums",
 ]
 
 BLOCK = 1 << 20
+MIN_CHUNK = 512
+MAX_SUMS = 1 << 20
+_SIZE_RE = re.compile(r"^([0-9]+)(?:\s*([KMGT])(I?)(B?))?$", re.IGNORECASE)
+_UNIT_POWER = {"K": 1, "M": 2, "G": 3, "T": 4}
 
 
 class StreamError(AirgapError):
     """Reading or writing a bundle stream failed."""
+
+
+def read_sums(path: str) -> List[Tuple[str, str]]:
+    """The ``sha256sum`` lines of a small digest file (``.sha256``, ``.chunks.sha256``): (digest, name).
+
+    A name must be a plain file name (printable, no ``/``, not hidden, at most 255 characters), so
+    that messages can show it as it is. Raises :class:`StreamError` naming the file and line.
+    """
+    try:
+        text = read_bounded(path, MAX_SUMS).decode("utf-8")
+    except (OSError, FileError, UnicodeDecodeError) as exc:
+        raise StreamError(f"cannot read {path}: {exc}") from None
+    rows = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        parts = line.split(None, 1)
+        name = parts[1].strip().lstrip("*") if len(parts) == 2 else ""
+        if (
+            len(parts) != 2
+            or not is_sha256_hex(parts[0])
+            or not name
+            or "/" in name
+            or name.startswith(".")
+            or len(name) > 255
+            or not name.isprintable()
+        ):
+            raise StreamError(f"{path} line {number} is not '<sha256>  <file name>' (got {quote(line)})")
+        rows.append((parts[0], name))
+    return rows
+
+
+def parse_size(value: object, what: str = "chunk_size") -> Tuple[int, str]:
+    """A size an operator gives, in bytes, and a sentence saying how it was read.
+
+    ``40MB``, ``40GB`` (and ``kB``, ``TB``) are decimal, as media are sold: 40,000,000 bytes.
+    ``40M``, ``40MiB`` (``K``, ``G``, ``T``, with or without ``iB``) are binary: 41,943,040 bytes.
+    A plain number is bytes. Anything else raises :class:`StreamError` naming ``what``.
+    """
+    text = str(value).strip()
+    match = _SIZE_RE.match(text)
+    if match is None:
+        raise StreamError(
+            f"{what} {quote(text)} is not a size: give bytes (40000000), a decimal size (40MB, 4GB: powers "
+            "of 1000, as media are sold) or a binary one (40MiB or 40M, 4GiB or 4G: powers of 1024)"
+        )
+    number, unit, binary_i, byte = match.groups()
+    count = int(number)
+    if unit is None:
+        size, how = count, "a plain number is bytes"
+    elif binary_i or not byte:
+        size = count * 1024 ** _UNIT_POWER[unit.upper()]
+        how = f"binary: 1 {unit.upper()}iB = {1024 ** _UNIT_POWER[unit.upper()]:,} bytes"
+        if not binary_i:
+            how += f"; write {count}{unit.upper()}B for {count * 1000 ** _UNIT_POWER[unit.upper()]:,} bytes"
+    else:
+        size = count * 1000 ** _UNIT_POWER[unit.upper()]
+        how = f"decimal: 1 {unit.upper()}B = {1000 ** _UNIT_POWER[unit.upper()]:,} bytes"
+    if size < MIN_CHUNK:
+        raise StreamError(f"{what} {quote(text)} is {size} bytes; give at least {MIN_CHUNK} bytes")
+    return size, f"{what} {text} = {size:,} bytes ({how})"
 
 
 class BackgroundHasher:
@@ -83,7 +154,25 @@ class BackgroundHasher:
             raise StreamError(f"hashing failed: {self._error}")
 
 
-class PartsSource:
+class _Stream:
+    """What the tar reader needs of a stream besides ``read``: exactly ``n`` bytes, or fewer at its end."""
+
+    def read(self, n: int) -> memoryview:  # pragma: no cover - every stream has its own
+        raise NotImplementedError
+
+    def read_exact(self, n: int) -> bytes:
+        pieces: List[bytes] = []
+        need = n
+        while need:
+            view = self.read(need)
+            if not len(view):
+                break
+            pieces.append(bytes(view))
+            need -= len(view)
+        return b"".join(pieces)
+
+
+class PartsSource(_Stream):
     """Read ``parts`` (paths) back to back as one stream.
 
     The whole stream and each part are hashed in the background. :meth:`read` returns at most
@@ -136,17 +225,6 @@ class PartsSource:
         self.offset += len(out)
         return out
 
-    def read_exact(self, n: int) -> bytes:
-        pieces: List[bytes] = []
-        need = n
-        while need:
-            view = self.read(need)
-            if not len(view):
-                break
-            pieces.append(bytes(view))
-            need -= len(view)
-        return b"".join(pieces)
-
     def drain(self) -> None:
         """Read (and so hash) whatever is left."""
         while len(self.read(self.block)):
@@ -164,6 +242,57 @@ class PartsSource:
         return self.whole.hexdigest(), [h.hexdigest() for h in self.part_hashes], self.part_sizes
 
 
+class SeekingSource(_Stream):
+    """``parts`` (paths) as one stream for a reader that needs only headers: :meth:`skip` seeks.
+
+    Nothing is hashed and :meth:`drain` reads nothing: what it reads proves nothing about the rest.
+    """
+
+    def __init__(self, parts: Sequence[str], block: int = BLOCK) -> None:
+        self.block = block
+        self.offset = 0
+        self._parts: List[Tuple[str, int]] = []
+        for path in parts:
+            try:
+                self._parts.append((path, os.stat(path).st_size))
+            except OSError as exc:
+                raise StreamError(f"cannot read {path}: {exc}") from None
+        self.size = sum(size for _path, size in self._parts)
+
+    def _locate(self, offset: int) -> Tuple[str, int, int]:
+        """(path, offset inside it, bytes left in it) of stream ``offset``."""
+        start = 0
+        for path, size in self._parts:
+            if offset < start + size:
+                return path, offset - start, start + size - offset
+            start += size
+        return "", 0, 0
+
+    def read(self, n: int) -> memoryview:
+        path, inside, left = self._locate(self.offset)
+        if not left:
+            return memoryview(b"")
+        try:
+            with open(path, "rb", buffering=0) as handle:
+                handle.seek(inside)
+                data = handle.read(min(n, left))
+        except OSError as exc:
+            raise StreamError(f"cannot read {path}: {exc}") from None
+        self.offset += len(data)
+        return memoryview(data)
+
+    def skip(self, n: int) -> bool:
+        """Move ``n`` bytes on; False (at the end) when the stream holds fewer."""
+        if self.offset + n > self.size:
+            self.offset = self.size
+            return False
+        self.offset += n
+        return True
+
+    def drain(self) -> None:
+        """Nothing: the rest is not read."""
+
+
 class ChunkedSink:
     """Write one stream to ``path``, or to ``path.part0000``... of ``chunk_size`` bytes each.
 
@@ -173,8 +302,8 @@ class ChunkedSink:
     """
 
     def __init__(self, path: str, chunk_size: Optional[int] = None) -> None:
-        if chunk_size is not None and chunk_size < 512:
-            raise StreamError(f"chunk size must be at least 512 bytes, got {chunk_size}")
+        if chunk_size is not None and chunk_size < MIN_CHUNK:
+            raise StreamError(f"chunk size must be at least {MIN_CHUNK} bytes, got {chunk_size}")
         self.path = path
         self.chunk_size = chunk_size
         self.whole = hashlib.sha256()

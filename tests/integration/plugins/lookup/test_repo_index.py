@@ -106,3 +106,34 @@ def test_over_https_with_the_internal_ca(tmp_path, certs):
         assert rc and "CERTIFICATE_VERIFY_FAILED" in out
     finally:
         server.close()
+
+
+def test_a_repository_directory_alone_gives_blob_paths_and_the_model_source(tmp_path):
+    """No base_url on the ingest host: files name their blobs, a model names the directory as its src."""
+    repo = tmp_path / "repo"
+    state = repo / "states" / "000001"
+    state.mkdir(parents=True)
+    index = json.loads(json.dumps(INDEX))
+    index["artifacts"]["llama3.2"]["3b"].update(manifest_digest="sha256:" + C, model="llama3.2:3b")
+    (state / "index.json").write_text(json.dumps(index))
+    os.symlink("states/000001", repo / "current")
+    rc, value = lookup(
+        f"lookup('airgap.llm.repo_index', 'ollama:0.33.0', 'llama3.2:3b', index='{repo}', wantlist=True)"
+    )
+    assert rc == 0, value
+    ollama, model = value
+    assert ollama["url"] is None
+    assert ollama["blob"] == f"{repo}/blobs/sha256/{A}"
+    assert ollama["files"][0]["blob"] == ollama["blob"]
+    assert (model["model"], model["src"], model["manifest_digest"]) == (
+        "llama3.2:3b",
+        str(repo),
+        "sha256:" + C,
+    )
+    rc, value = lookup(
+        f"lookup('airgap.llm.repo_index', 'llama3.2:3b', index='{repo}', base_url='https://repo.example')"
+    )
+    assert rc == 0, value
+    assert value["src"] == f"https://repo.example/ollama/{C}/"
+    rc, out = lookup("lookup('airgap.llm.repo_index', 'ollama:0.33.0')")
+    assert rc and "give base_url (the https URL of the artifact repository) or index" in out

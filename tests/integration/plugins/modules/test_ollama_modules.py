@@ -1,7 +1,8 @@
 # Copyright (c) 2025, airgap.llm contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The three modules end to end through `ansible localhost -m airgap.llm.<module>`."""
+"""The three modules end to end through `ansible localhost -m airgap.llm.<module>`; ollama_model also
+from the artifact repository on disk, as ingest filed it."""
 
 from __future__ import annotations
 
@@ -10,6 +11,10 @@ import shutil
 import socket
 
 import pytest
+from ansible_collections.airgap.llm.plugins.module_utils._transfer import build as _build
+from ansible_collections.airgap.llm.plugins.module_utils._transfer import fetch as _fetch
+from ansible_collections.airgap.llm.plugins.module_utils._transfer import ingest as _ingest
+from ansible_collections.airgap.llm.plugins.module_utils._transfer import sign as _sign
 from ansible_collections.airgap.llm.tests import ollama_store as gen
 from ansible_collections.airgap.llm.tests.module_runner import ansible
 
@@ -158,3 +163,56 @@ def test_ollama_export_check_real_check_real(src, tmp_path):
     ok, broken = ansible("ollama_export", {"path": root, "models": ["team/other:v2"], "dest": dest})
     assert not ok
     assert "cannot open source blob" in broken["msg"]
+
+
+def test_ollama_model_installs_from_the_repository_on_disk_pinned_without_prefix(src, tmp_path):
+    """The ingest host (or a node with the repository mounted) installs straight from its directory."""
+    root, models = src
+    _sign.keygen(str(tmp_path / "k1.key"), str(tmp_path / "k1.pub"), "integration-passphrase")
+    built = _build.build(
+        {
+            "version": 1,
+            "ollama_store": root,
+            "artifacts": [{"name": "llama3.2", "version": "3b", "kind": "model"}],
+        },
+        _build.BuildOptions(
+            dest=str(tmp_path / "out"),
+            base_dir=str(tmp_path),
+            cache_dir=str(tmp_path / "cache"),
+            signing_keys=[{"path": str(tmp_path / "k1.key"), "passphrase": "integration-passphrase"}],
+            fetch_options=_fetch.FetchOptions(),
+        ),
+    )
+    repo = str(tmp_path / "repo")
+    _ingest.ingest(
+        _ingest.IngestOptions(
+            src=built["bundle"],
+            sha256=built["sha256"],
+            repository=repo,
+            audit_log=str(tmp_path / "audit.jsonl"),
+            operator="integration",
+            trusted_keys=[(tmp_path / "k1.pub").read_text()],
+            threshold=1,
+        )
+    )
+    store = str(tmp_path / "store")
+    pin = models["3b"].manifest_digest[len("sha256:") :]
+    args = {"name": "llama3.2:3b", "path": store, "src": repo, "manifest_digest": pin}
+    ok, check = ansible("ollama_model", args, "--check")
+    assert ok and check["changed"] and not os.path.exists(store), check
+    ok, real = ansible("ollama_model", args)
+    assert ok and real["changed"], real
+    assert real["manifest_digest"] == models["3b"].manifest_digest
+    assert sorted(real["blobs_copied"]) == sorted(models["3b"].digests)
+    ok, again = ansible("ollama_model", args, "--check")
+    assert ok and not again["changed"], again
+    ok, verified = ansible("ollama_verify", {"path": store, "mode": "full"})
+    assert ok and verified["problems"] == [], verified
+    ok, typo = ansible("ollama_model", dict(args, name="llama3.2:8b", manifest_digest=None))
+    assert not ok
+    assert (
+        f"the artifact repository {repo} does not serve it; it serves the models llama3.2:3b" in typo["msg"]
+    )
+    ok, bad_pin = ansible("ollama_model", dict(args, manifest_digest="sha256:" + pin[:-1]))
+    assert not ok
+    assert "manifest_digest 'sha256:" in bad_pin["msg"] and "it has 63 hexadecimal digits" in bad_pin["msg"]

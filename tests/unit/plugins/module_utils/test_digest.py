@@ -167,5 +167,28 @@ def test_parse_sha256_accepts_the_forms_operators_write(value):
 
 @pytest.mark.parametrize("value", ["", None, "a" * 63, "sha512:" + "a" * 64, "g" * 64])
 def test_parse_sha256_names_what_is_wrong(value):
-    with pytest.raises(_digest.DigestError, match=r"pin .* is not a SHA-256 digest: give 64 hexadecimal"):
+    with pytest.raises(_digest.DigestError, match=r"pin .* is not a SHA-256 digest: .*\. Give 64 hexadec"):
         _digest.parse_sha256(value, "pin")
+
+
+HEX = "3b7c2e0f9a41d5c86e2f7d10b4a9c3e58f6d2a71c0e94b3f5a8d6c2e1f0b9a47"
+
+
+@pytest.mark.parametrize(
+    ("given", "why"),
+    [
+        (HEX[:-1], "it has 63 hexadecimal digits, not 64"),
+        ("sha256:" + HEX + "0", "it has 65 hexadecimal digits, not 64"),
+        ("", "it is empty"),
+        (None, "it is empty"),
+        (HEX[:-1] + "g", "it holds 'g', which is not hexadecimal digits"),
+        ("sha512:" + HEX, "it holds ':', 'h', 's', which are not hexadecimal digits"),
+    ],
+)
+def test_parse_sha256_says_what_is_wrong_and_names_the_variable(given, why):
+    with pytest.raises(_digest.DigestError) as info:
+        _digest.parse_sha256(given, "ingest_sha256", "as received out of band")
+    message = str(info.value)
+    assert message.startswith("ingest_sha256 ")
+    assert f": {why}. Give 64 hexadecimal digits" in message
+    assert "with or without 'sha256:' first (as received out of band)" in message

@@ -261,3 +261,32 @@ def test_metadata_members_kept_in_memory_are_bounded(tmp_path):
     assert len(result.memory) == _extract.MAX_MEMORY_MEMBERS
     assert result.problem_count == 5
     assert "one metadata member too many" in result.problems[0]
+
+
+def test_headers_only_finds_the_metadata_and_the_end_without_reading_members(tmp_path, monkeypatch):
+    big = os.urandom(50000)
+    _tar(
+        tmp_path / "a.tar",
+        [_reg("artifacts/x/big.bin", big), _reg("bundle.json", b"{}"), _reg("s.sig", b"x")],
+    )
+    data = (tmp_path / "a.tar").read_bytes()
+    # Split in two chunks in the middle of the big member: the seeking source crosses them.
+    (tmp_path / "p0").write_bytes(data[:30000])
+    (tmp_path / "p1").write_bytes(data[30000:])
+    reads = []
+    real_read = _stream.SeekingSource.read
+
+    def counted(self, n):
+        view = real_read(self, n)
+        reads.append(len(view))
+        return view
+
+    monkeypatch.setattr(_stream.SeekingSource, "read", counted)
+    source = _stream.SeekingSource([str(tmp_path / "p0"), str(tmp_path / "p1")])
+    result = _extract.scan(source, None, lambda n: 1024 if n in ("bundle.json", "s.sig") else 0)
+    assert result.memory == {"bundle.json": b"{}", "s.sig": b"x"}
+    assert result.files["artifacts/x/big.bin"].size == len(big)
+    assert result.files["artifacts/x/big.bin"].sha256 == ""  # skipped, not hashed
+    assert result.end_offset == sum(512 + -(-len(d) // 512) * 512 for d in (big, b"{}", b"x"))
+    assert data[result.end_offset :].count(0) == len(data) - result.end_offset
+    assert sum(reads) < 8 * 1024  # headers and the two small members, never the big one

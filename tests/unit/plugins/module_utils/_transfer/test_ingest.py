@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import tarfile
 
 import pytest
@@ -274,7 +275,7 @@ def test_after_an_audited_rollback_of_current_numbering_continues_and_replays_st
     os.unlink(site.repo / "current")
     os.symlink("states/000001", site.repo / "current")  # the operator points current back
     _audit.append(str(site.audit), action="rollback", outcome="ok", operator="unit", detail="current -> 1")
-    _refused(site, lambda: site.ingest(v[2]), "version", "is an older version as 3")
+    _refused(site, lambda: site.ingest(v[2]), "version", "is older than version 3, already ingested")
     result = site.ingest(v[4])
     assert result["current"] == "states/000004"
     index = json.loads((site.repo / "current" / "index.json").read_text())
@@ -473,3 +474,123 @@ def test_chunked_bundle_still_ingests(site, bundles, signers):
     assert not os.path.exists(tar)
     result = site.ingest(chunked, trusted_keys=[s["pem"] for s in signers[:2]], threshold=2)
     assert result["current"] == "states/000001"
+
+
+# ------------------------------------------------------------------ 8. what an operator types
+
+
+def test_the_digest_is_taken_with_its_sha256_prefix_and_in_capitals(site, v):
+    site.establish(v[1])
+    result = site.ingest({"tar": v[2]["tar"], "sha256": "sha256:" + v[2]["sha256"].upper()})
+    assert result["bundle_sha256"] == v[2]["sha256"]
+    assert site.events()[-1]["bundle_sha256"] == v[2]["sha256"]
+
+
+def test_a_digest_one_digit_short_is_named_before_anything_is_written(site, v):
+    site.establish(v[1])
+    before, events = site.snapshot(), site.events()
+    with pytest.raises(_ingest.IngestError) as info:
+        site.ingest({"tar": v[2]["tar"], "sha256": v[2]["sha256"][:-1]})
+    assert "sha256 '" + v[2]["sha256"][:20] in str(info.value)
+    assert "it has 63 hexadecimal digits, not 64" in str(info.value)
+    assert (site.snapshot(), site.events()) == (before, events)
+
+
+def _media_copy(site, bundle, folder, with_sha256_file):
+    """The bundle (or its chunks and chunk list) copied to other "media", with or without its .sha256."""
+    media = site.repo.parent / folder
+    media.mkdir()
+    source = os.path.dirname(bundle["tar"])
+    base = os.path.basename(bundle["tar"])
+    for name in os.listdir(source):
+        if name.startswith(base) and (with_sha256_file or name != base + ".sha256"):
+            shutil.copyfile(os.path.join(source, name), media / name)
+    return str(media / base)
+
+
+@pytest.mark.parametrize("with_sha256_file", [True, False])
+def test_a_mistyped_digest_is_refused_without_offering_the_right_one_for_a_paste(site, v, with_sha256_file):
+    site.establish(v[1])
+    typo = v[2]["sha256"][:-1] + ("0" if v[2]["sha256"][-1] != "0" else "1")
+    tar = _media_copy(site, v[2], "media", with_sha256_file)
+    message = _refused(site, lambda: site.ingest({"tar": tar, "sha256": typo}), "outer digest")
+    if with_sha256_file:
+        assert f"on the media lists another sha256 than the one given out of band ({typo})" in message
+    else:
+        assert f"does not have the sha256 given out of band ({typo})" in message
+    assert v[2]["sha256"] not in message
+    assert "never take it from the media" in message
+
+
+def test_a_mistyped_digest_of_a_chunked_bundle_is_refused_without_offering_the_right_one(site, bundles):
+    chunked = bundles.build(6, chunk_size=4096, name="-chunks-typo")
+    site.establish(bundles.build(1, name="-typo"))
+    tar = _media_copy(site, chunked, "media", with_sha256_file=False)
+    message = _refused(site, lambda: site.ingest({"tar": tar, "sha256": "0" * 64}), "chunks")
+    assert "every chunk matches its list, but together they do not have the sha256" in message
+    assert chunked["sha256"] not in message
+
+
+def test_the_ingest_summary_says_what_was_added_and_what_was_already_there(site, v):
+    first = site.establish(v[1])
+    assert [(r["name"], r["version"]) for r in first["added"]] == [
+        ("app", "1.0"),
+        ("sbom", "1"),
+        ("tool", "2"),
+    ]
+    assert first["already_there"] == first["replaced"] == []
+    assert first["already_ingested"] is False
+    second = site.ingest(v[2])
+    assert [(r["name"], r["version"]) for r in second["added"]] == [("app", "2.0"), ("sbom", "2")]
+    (tool,) = second["already_there"]
+    # The unchanged .deb keeps the bundle that first brought it, and when.
+    assert (tool["name"], tool["bundle_version"], tool["bundle_sha256"]) == ("tool", 1, v[1]["sha256"])
+    assert tool["ingested_at"] == first["added"][0]["ingested_at"]
+    assert tool["ingested_by"] == "unit"
+    index = json.loads((site.repo / "current" / "index.json").read_text())
+    assert index["artifacts"]["tool"]["2"]["bundle_version"] == 1
+    lines = second["lines"]
+    assert lines[0].startswith(f"Bundle {v[2]['sha256']} accepted: channel stable version 2")
+    assert lines[1] == "added 2, already there 1, replaced 0; new blobs 2 (" + lines[1].split("(")[1]
+    assert lines[2].split() == ["STATUS", "NAME", "VERSION", "KIND", "SIZE", "BUNDLE", "INGESTED", "DIGEST"]
+    assert [line.split("  ")[0] for line in lines[3:]] == ["added", "added", "already there"]
+    assert len({line.index("sha256:") for line in lines[3:]}) == 1  # aligned columns
+
+
+def test_a_repeated_ingest_says_already_ingested_and_lists_what_it_brought(site, v):
+    site.establish(v[1])
+    site.ingest(v[2])
+    before = site.snapshot()
+    again = site.ingest(v[2])
+    assert again["changed"] is False
+    assert again["already_ingested"] is True
+    assert "is already ingested on " in again["lines"][0] and "by unit" in again["lines"][0]
+    assert again["lines"][0].endswith("nothing was changed")
+    assert sorted(r["name"] for r in again["already_there"]) == ["app", "sbom", "tool"]
+    assert again["added"] == again["replaced"] == []
+    assert site.snapshot() == before
+
+
+def test_check_mode_says_what_an_ingest_would_add(site, v):
+    site.establish(v[1])
+    before = site.snapshot()
+    planned = _ingest.ingest(site.options(v[2]["tar"], v[2]["sha256"]), check_mode=True)
+    assert [r["name"] for r in planned["added"]] == ["app", "sbom"]
+    assert all(r["ingested_at"] is None for r in planned["added"])
+    assert [r["name"] for r in planned["already_there"]] == ["tool"]
+    assert site.snapshot() == before
+
+
+def test_the_first_ingest_on_a_fresh_host_creates_the_directories_above_the_repository(tmp_path, v, signers):
+    repo = tmp_path / "srv" / "airgap-llm" / "repo"  # /srv/airgap-llm does not exist on a fresh host
+    options = _ingest.IngestOptions(
+        src=v[1]["tar"],
+        sha256=v[1]["sha256"],
+        repository=str(repo),
+        audit_log=str(tmp_path / "log" / "audit.jsonl"),
+        operator="unit",
+        trusted_keys=[s["pem"] for s in signers],
+        threshold=2,
+    )
+    assert _ingest.ingest(options)["current"] == "states/000001"
+    assert (repo / "current" / "index.json").is_file()

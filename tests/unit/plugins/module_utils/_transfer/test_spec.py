@@ -87,6 +87,22 @@ def test_spec_deb_suites_are_sorted_and_unique():
     assert [art.suites for art in spec.artifacts] == [["bookworm", "trixie"], None]
 
 
+@pytest.mark.parametrize("prefix", ["", "sha256:", "SHA256:"])
+def test_spec_digests_are_taken_with_or_without_their_prefix(prefix):
+    art = {"name": "a", "version": "1", "url": "https://x/a", "sha256": prefix + "AB" * 32}
+    art["checksums_url"], art["checksums_sha256"] = "https://x/sums", prefix + "cd" * 32
+    (parsed,) = _spec.BundleSpec({"version": 1, "artifacts": [art]}, NOW).artifacts
+    assert (parsed.sha256, parsed.checksums_sha256) == ("ab" * 32, "cd" * 32)
+
+
+def test_a_spec_digest_one_digit_short_says_so_and_names_the_artifact():
+    art = {"name": "a", "version": "1", "path": "a.bin", "sha256": "ab" * 31 + "a"}
+    with pytest.raises(_spec.BundleError) as info:
+        _spec.BundleSpec({"version": 1, "artifacts": [art]}, NOW)
+    assert str(info.value).startswith("artifact a 1: sha256 'abab")
+    assert "it has 63 hexadecimal digits, not 64" in str(info.value)
+
+
 def _manifest(**change):
     files = [
         {
