@@ -184,7 +184,8 @@ def test_each_refusal_is_clear_and_changes_nothing(host, node, playbook_json, tm
     after = {"ca": host.check_output(FINGERPRINT), "node1": node1.check_output(FINGERPRINT)}
     assert after == before
     assert "blackhole" not in host.check_output("ip route")
-    assert node1.run("ls /etc/airgap-llm/tls/unreachable.crt /etc/airgap-llm/step_cert/unreachable.conf").rc != 0
+    unreachable = "/etc/airgap-llm/tls/unreachable.crt /etc/airgap-llm/step_cert/unreachable.conf"
+    assert node1.run(f"ls {unreachable}").rc != 0
     assert host.service("step-ca").is_running
 
 
