@@ -195,7 +195,7 @@ def main() -> None:
             "key_type": {"type": "str", "default": "ec-p256", "choices": ["ec-p256", "ec-p384"]},
             "root_validity_days": {"type": "int", "default": 3650},
             "intermediate_validity_days": {"type": "int", "default": 1825},
-            "key_group": {"type": "str"},
+            "key_group": {"type": "str", "no_log": False},
         },
         required_if=[
             ("mode", "import", ("root_certificate", "intermediate_certificate", "intermediate_key"))

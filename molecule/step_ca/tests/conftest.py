@@ -4,7 +4,10 @@ import json
 import os
 
 import pytest
-from ansible_collections.airgap.llm.tests.scenario import node, playbook_json  # noqa: F401 - fixtures
+from ansible_collections.airgap.llm.tests.scenario import node, playbook_json
+
+# The shared fixtures, re-exported for the tests of this directory.
+__all__ = ["node", "playbook_json", "release"]
 
 WORK = os.path.join(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", ""), "stepca")
 
