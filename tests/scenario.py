@@ -3,7 +3,9 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """pytest fixtures for a Molecule scenario's testinfra tests, imported by its conftest.py.
 
-    from ansible_collections.airgap.llm.tests.scenario import node, playbook_json  # noqa: F401
+    from ansible_collections.airgap.llm.tests.scenario import node, playbook_json
+
+    __all__ = ["node", "playbook_json"]  # the fixtures it uses, so that linters see them used
 
 ``node(name)`` opens any node of the scenario by its inventory name; ``playbook_json(path, *args)``
 runs a playbook against the scenario's inventory, as an operator would, and returns its exit status,

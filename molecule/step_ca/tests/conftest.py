@@ -6,7 +6,7 @@ import os
 import pytest
 from ansible_collections.airgap.llm.tests.scenario import node, playbook_json
 
-# The shared fixtures, re-exported for the tests of this directory.
+# The fixtures of these tests; node and playbook_json come from tests/scenario.py (shared by every scenario).
 __all__ = ["node", "playbook_json", "release"]
 
 WORK = os.path.join(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", ""), "stepca")
