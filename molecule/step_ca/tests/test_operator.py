@@ -36,7 +36,9 @@ def test_verify_reports_every_certificate_and_the_ca_and_audits_them(host, playb
         for e in verified
     )
     assert any(
-        "certificates repository (stepca-repo.dns.podman) issuer" in e["detail"]
+        # The repository host's own certificate (node) comes first, then the one nginx serves.
+        "certificates node (stepca-repo.dns.podman) issuer" in e["detail"]
+        and "; repository (stepca-repo.dns.podman) issuer" in e["detail"]
         and "days left" in e["detail"]
         for e in verified
     )

@@ -5,8 +5,10 @@ role inside a block whose rescue keeps the message; the last task prints what wa
 """
 
 import json
+import os
 
 from ansible_collections.airgap.llm.plugins.module_utils import _pki
+from ansible_collections.airgap.llm.tests.scenario import ROOT
 
 testinfra_hosts = ["ansible://stepca-ca"]
 
@@ -63,6 +65,10 @@ PLAY = """
   hosts: stepca-node1
   gather_facts: false
   vars: *message
+  pre_tasks:
+    # The CA's plays above were all refused before it shared its root: read it as site.yml does.
+    - name: Read the internal root
+      ansible.builtin.import_tasks: "@CA_ROOT_TASKS@"
   tasks:
     - name: A name outside the policy
       block:
@@ -154,7 +160,7 @@ def test_each_refusal_is_clear_and_changes_nothing(host, node, playbook_json, tm
         )
     )
     play = tmp_path / "refusals.yml"
-    play.write_text(PLAY)
+    play.write_text(PLAY.replace("@CA_ROOT_TASKS@", os.path.join(ROOT, "playbooks", "tasks", "ca_root.yml")))
     node1 = node("stepca-node1")
     before = {"ca": host.check_output(FINGERPRINT), "node1": node1.check_output(FINGERPRINT)}
 
