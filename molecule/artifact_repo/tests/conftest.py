@@ -6,20 +6,12 @@ import subprocess
 import sys
 
 import pytest
-import testinfra
+from ansible_collections.airgap.llm.tests.scenario import node
+
+# The fixtures of these tests; node comes from tests/scenario.py, which every scenario shares.
+__all__ = ["index", "node", "run_module"]
 
 ANSIBLE = os.path.join(os.path.dirname(sys.executable), "ansible")
-
-
-@pytest.fixture(scope="module")
-def node(pytestconfig):
-    """Return a function that opens any node of the scenario by its inventory name."""
-    inventory = pytestconfig.option.ansible_inventory
-
-    def _open(name):
-        return testinfra.get_host(f"ansible://{name}?ansible_inventory={inventory}")
-
-    return _open
 
 
 @pytest.fixture(scope="module")

@@ -1,18 +1,10 @@
 """Helpers shared by the harness scenario's testinfra tests."""
 
 import pytest
-import testinfra
+from ansible_collections.airgap.llm.tests.scenario import node
 
-
-@pytest.fixture(scope="module")
-def node(pytestconfig):
-    """Return a function that opens any node of the scenario by its inventory name."""
-    inventory = pytestconfig.option.ansible_inventory
-
-    def _open(name):
-        return testinfra.get_host(f"ansible://{name}?ansible_inventory={inventory}")
-
-    return _open
+# The fixtures of these tests; node comes from tests/scenario.py, which every scenario shares.
+__all__ = ["ipv4", "node"]
 
 
 @pytest.fixture(scope="module")

@@ -5,20 +5,12 @@ import os
 import subprocess
 
 import pytest
-import testinfra
+from ansible_collections.airgap.llm.tests.scenario import node
+
+# The fixtures of these tests; node comes from tests/scenario.py, which every scenario shares.
+__all__ = ["node", "pins", "playbook", "playbook_json"]
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
-
-
-@pytest.fixture(scope="module")
-def node(pytestconfig):
-    """Return a function that opens any node of the scenario by its inventory name."""
-    inventory = pytestconfig.option.ansible_inventory
-
-    def _open(name):
-        return testinfra.get_host(f"ansible://{name}?ansible_inventory={inventory}")
-
-    return _open
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,63 @@
+# Copyright (c) 2026, airgap.llm contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""pytest fixtures for a Molecule scenario's testinfra tests, imported by its conftest.py.
+
+    from ansible_collections.airgap.llm.tests.scenario import node, playbook_json
+
+    __all__ = ["node", "playbook_json"]  # the fixtures it uses, so that linters see them used
+
+``node(name)`` opens any node of the scenario by its inventory name; ``playbook_json(path, *args)``
+runs a playbook against the scenario's inventory, as an operator would, and returns its exit status,
+the ansible.posix.json report and the whole output.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import pytest
+import testinfra
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def node(pytestconfig):
+    """Return a function that opens any node of the scenario by its inventory name."""
+    inventory = pytestconfig.option.ansible_inventory
+
+    def _open(name):
+        return testinfra.get_host(f"ansible://{name}?ansible_inventory={inventory}")
+
+    return _open
+
+
+@pytest.fixture(scope="module")
+def playbook_json(pytestconfig):
+    """Run a playbook (relative paths from the checkout) with the JSON callback; return (rc, report, text)."""
+    inventory = pytestconfig.option.ansible_inventory
+
+    def _run(path, *args, timeout=900):
+        if not os.path.isabs(path):
+            path = os.path.join(ROOT, path)
+        done = subprocess.run(
+            ["ansible-playbook", "-i", inventory, path, *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            env=dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_NOCOLOR="1"),
+        )
+        try:
+            report = json.loads(done.stdout)
+        except ValueError:
+            pytest.fail(
+                f"ansible-playbook {path} printed no JSON report (rc {done.returncode}):\n"
+                f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+            )
+        return done.returncode, report, done.stdout + done.stderr
+
+    return _run
