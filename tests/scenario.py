@@ -3,13 +3,14 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """pytest fixtures for a Molecule scenario's testinfra tests, imported by its conftest.py.
 
-    from ansible_collections.airgap.llm.tests.scenario import node, playbook_json
+    from ansible_collections.airgap.llm.tests.scenario import node, playbook_json, run_module
 
-    __all__ = ["node", "playbook_json"]  # the fixtures it uses, so that linters see them used
+    __all__ = ["node", "playbook_json", "run_module"]  # the fixtures it uses, so that linters see them used
 
 ``node(name)`` opens any node of the scenario by its inventory name; ``playbook_json(path, *args)``
 runs a playbook against the scenario's inventory, as an operator would, and returns its exit status,
-the ansible.posix.json report and the whole output.
+the ansible.posix.json report and the whole output; ``run_module(host, module, args, *flags)`` runs
+one module on a node with ``ansible`` (become, as the inventory says) and returns (succeeded, result).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 
 import pytest
 import testinfra
@@ -59,5 +61,34 @@ def playbook_json(pytestconfig):
                 f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
             )
         return done.returncode, report, done.stdout + done.stderr
+
+    return _run
+
+
+@pytest.fixture(scope="module")
+def run_module(pytestconfig):
+    """Run a module on a node with `ansible`; return (succeeded, result). Flags (--check) follow the args."""
+    inventory = pytestconfig.option.ansible_inventory
+
+    def _run(host, module, args, *flags, timeout=600):
+        argv = [os.path.join(os.path.dirname(sys.executable), "ansible"), host, "-i", inventory]
+        done = subprocess.run(
+            [*argv, "-m", module, "-a", json.dumps(args), *flags],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            env=dict(
+                os.environ,
+                ANSIBLE_STDOUT_CALLBACK="minimal",
+                ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
+                ANSIBLE_CALLBACK_RESULT_FORMAT="json",
+                ANSIBLE_NOCOLOR="1",
+                ANSIBLE_FORCE_COLOR="0",
+            ),
+        )
+        head, _sep, body = done.stdout.partition(" => ")
+        assert body, done.stdout + done.stderr
+        return ("SUCCESS" in head or "CHANGED" in head), json.loads(body[: body.rindex("}") + 1])
 
     return _run

@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 import pytest
-from ansible_collections.airgap.llm.tests.scenario_kit import node, run_module
+from ansible_collections.airgap.llm.tests.scenario import node, run_module
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 BIN = os.path.dirname(sys.executable)

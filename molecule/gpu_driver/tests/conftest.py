@@ -1,29 +1,20 @@
 """Helpers for the gpu_driver scenario's tests: nodes, playbooks and modules, run as an operator would."""
 
 import glob
-import json
 import os
 import re
 import subprocess
 import sys
 
 import pytest
-import testinfra
+from ansible_collections.airgap.llm.tests.scenario import node, run_module
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ANSIBLE_BIN = os.path.dirname(sys.executable)
 ENV = {"ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_NOCOLOR": "1"}
 
-
-@pytest.fixture(scope="module")
-def node(pytestconfig):
-    """Return a function that opens any node of the scenario by its inventory name."""
-    inventory = pytestconfig.option.ansible_inventory
-
-    def _open(name):
-        return testinfra.get_host(f"ansible://{name}?ansible_inventory={inventory}")
-
-    return _open
+# Fixtures of the tests; node and run_module come from tests/scenario.py, which every scenario shares.
+__all__ = ["kernel12", "kernel13", "node", "playbook", "run_module"]
 
 
 @pytest.fixture(scope="module")
@@ -47,43 +38,6 @@ def playbook(pytestconfig):
             env=dict(os.environ, **ENV),
         )
         return done.returncode, done.stdout + done.stderr
-
-    return _run
-
-
-@pytest.fixture(scope="module")
-def run_module(pytestconfig):
-    """Run a module on a node with `ansible` (become); return (succeeded, result)."""
-    inventory = pytestconfig.option.ansible_inventory
-
-    def _run(host, module, args, timeout=600):
-        done = subprocess.run(  # noqa: S603 - fixed argv, no shell
-            [
-                os.path.join(ANSIBLE_BIN, "ansible"),
-                host,
-                "-i",
-                inventory,
-                "-b",
-                "-m",
-                module,
-                "-a",
-                json.dumps(args),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-            env=dict(
-                os.environ,
-                ANSIBLE_STDOUT_CALLBACK="minimal",
-                ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
-                ANSIBLE_CALLBACK_RESULT_FORMAT="json",
-                **ENV,
-            ),
-        )
-        head, _sep, body = done.stdout.partition(" => ")
-        assert body, done.stdout + done.stderr
-        return ("SUCCESS" in head or "CHANGED" in head), json.loads(body[: body.rindex("}") + 1])
 
     return _run
 

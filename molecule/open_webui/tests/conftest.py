@@ -4,18 +4,10 @@ import os
 import subprocess
 
 import pytest
-import testinfra
+from ansible_collections.airgap.llm.tests.scenario import node
 
-
-@pytest.fixture(scope="module")
-def node(pytestconfig):
-    """Return a function that opens any node of the scenario by its inventory name."""
-    inventory = pytestconfig.option.ansible_inventory
-
-    def _open(name):
-        return testinfra.get_host(f"ansible://{name}?ansible_inventory={inventory}")
-
-    return _open
+# Fixtures of the tests; node comes from tests/scenario.py, which every scenario shares.
+__all__ = ["node", "playbook"]
 
 
 @pytest.fixture(scope="module")
