@@ -3,13 +3,15 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """pytest fixtures for a Molecule scenario's testinfra tests, imported by its conftest.py.
 
-    from ansible_collections.airgap.llm.tests.scenario import node, playbook_json, run_module
+    from ansible_collections.airgap.llm.tests.scenario import node, playbook, playbook_json, run_module
 
-    __all__ = ["node", "playbook_json", "run_module"]  # the fixtures it uses, so that linters see them used
+    # the fixtures it uses, so that linters see them used
+    __all__ = ["node", "playbook", "playbook_json", "run_module"]
 
-``node(name)`` opens any node of the scenario by its inventory name; ``playbook_json(path, *args)``
-runs a playbook against the scenario's inventory, as an operator would, and returns its exit status,
-the ansible.posix.json report and the whole output; ``run_module(host, module, args, *flags)`` runs
+``node(name)`` opens any node of the scenario by its inventory name; ``playbook(path, *args)`` runs a
+playbook (a path relative to the checkout, or absolute) against the scenario's inventory, as an
+operator would, and returns its exit status and whole output; ``playbook_json(path, *args)`` also
+returns the ansible.posix.json report; ``run_module(host, module, args, *flags)`` runs
 one module on a node with ``ansible`` (become, as the inventory says) and returns (succeeded, result).
 """
 
@@ -35,6 +37,28 @@ def node(pytestconfig):
         return testinfra.get_host(f"ansible://{name}?ansible_inventory={inventory}")
 
     return _open
+
+
+@pytest.fixture(scope="module")
+def playbook(pytestconfig):
+    """Run a playbook (relative paths from the checkout) on the scenario's inventory; return (rc, output)."""
+    inventory = pytestconfig.option.ansible_inventory
+
+    def _run(path, *args, timeout=900):
+        path = os.fspath(path)
+        if not os.path.isabs(path):
+            path = os.path.join(ROOT, path)
+        done = subprocess.run(
+            [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", inventory, path, *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            env=dict(os.environ, ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1"),
+        )
+        return done.returncode, done.stdout + done.stderr
+
+    return _run
 
 
 @pytest.fixture(scope="module")

@@ -1,29 +1,6 @@
-"""Helpers for the open_webui scenario's testinfra tests: open nodes, run a playbook like an operator."""
+"""Fixtures of the open_webui scenario's testinfra tests: open nodes, run a playbook like an operator."""
 
-import os
-import subprocess
+from ansible_collections.airgap.llm.tests.scenario import node, playbook
 
-import pytest
-from ansible_collections.airgap.llm.tests.scenario import node
-
-# Fixtures of the tests; node comes from tests/scenario.py, which every scenario shares.
+# The shared fixtures (tests/scenario.py), offered to the tests.
 __all__ = ["node", "playbook"]
-
-
-@pytest.fixture(scope="module")
-def playbook(pytestconfig):
-    """Run a playbook file against the scenario's inventory; return (rc, output)."""
-    inventory = pytestconfig.option.ansible_inventory
-
-    def _run(path, *args, timeout=600):
-        done = subprocess.run(  # noqa: S603 - fixed argv, no shell
-            ["ansible-playbook", "-i", str(inventory), str(path), *args],  # noqa: S607 - from the virtualenv
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-            env=dict(os.environ, ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1"),
-        )
-        return done.returncode, done.stdout + done.stderr
-
-    return _run
