@@ -265,3 +265,26 @@ def test_the_role_verify_entry_reports_every_check_ok(playbook, tmp_path):
     # It changed nothing on the node (the report's copy on the controller is the one change).
     recap = next(line for line in out.splitlines() if line.startswith(NODE) and "changed=" in line)
     assert "changed=1 " in recap, recap
+
+
+def test_verify_yml_reports_open_webui_and_records_it(playbook, node, tmp_path):
+    """playbooks/verify.yml, as an operator runs it: the node's Open WebUI report, an audit event."""
+    audit = node("owui-repo").file("/var/log/airgap-llm/audit.jsonl")
+    before = audit.content_string.count("\n") if audit.exists else 0
+    rc, out = playbook("playbooks/verify.yml", "--limit", NODE, "-e", f"airgap_verify_report_dir={tmp_path}")
+    assert rc == 0, out
+    report = json.loads((tmp_path / f"{NODE}.open_webui.json").read_text())
+    assert report["ok"] is True, report
+    assert {c["check"] for c in report["checks"]} >= {
+        "ready",
+        "admin_login",
+        "signup_refused",
+        "models",
+        "chat",
+    }, report
+    assert report["models"] == MODELS
+    assert f"{NODE}: Open WebUI OK" in out, out
+    events = [json.loads(line) for line in audit.content_string.splitlines()[before:]]
+    assert any(
+        e["action"] == "verify" and f"verify.yml on {NODE}: open-webui" in e["detail"] for e in events
+    ), events
