@@ -15,6 +15,7 @@ releases the GIL on large updates, so both hashes proceed in parallel with the I
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import hashlib
 import os
@@ -154,11 +155,12 @@ class BackgroundHasher:
             raise StreamError(f"hashing failed: {self._error}")
 
 
-class _Stream:
+class _Stream(abc.ABC):
     """What the tar reader needs of a stream besides ``read``: exactly ``n`` bytes, or fewer at its end."""
 
-    def read(self, n: int) -> memoryview:  # pragma: no cover - every stream has its own
-        raise NotImplementedError
+    @abc.abstractmethod
+    def read(self, n: int) -> memoryview:
+        """Up to ``n`` bytes; an empty view at the end of the stream."""
 
     def read_exact(self, n: int) -> bytes:
         pieces: List[bytes] = []
